@@ -1,0 +1,21 @@
+"""Every Celery beat schedule, in one place.
+
+Settings load this into CELERY_BEAT_SCHEDULE; django-celery-beat's
+DatabaseScheduler copies the entries into its tables at start-up, where staff
+see them (and can pause or re-time them) in the admin. Tasks are named by
+string so that this module imports nothing from the apps.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+def beat_schedule(*, heartbeat_seconds: float) -> dict[str, dict]:
+    return {
+        "record-beat-heartbeat": {
+            "task": "billing_site.tasks.record_beat_tick",
+            "schedule": timedelta(seconds=heartbeat_seconds),
+            "options": {"expires": heartbeat_seconds},
+        },
+    }

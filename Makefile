@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock 2>/dev/null | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The first Python 3.11 or newer on PATH (a pyenv shim that cannot run is skipped).
@@ -32,7 +32,7 @@ $(STAMP):
 	@rm -rf $(VENV)
 	@$(PYTHON) -m venv $(VENV) || { echo "billing_site: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	@$(BIN)/python -m pip check
 	@touch $@
 
@@ -58,15 +58,21 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	@$(BIN)/python -m bench --quick
 
-# Resolve the newest versions pyproject.toml allows in a scratch venv and pin them.
+# Resolve the newest versions pyproject.toml allows in a scratch venv and pin
+# them: requirements.lock (runtime, for the production image) and
+# requirements-dev.lock (runtime + local servers + dev tools, for make).
+LOCK_VENV := .local/lock-venv
+LOCK_HEADER = "\# Exact versions; regenerate with 'make lock' (see pyproject.toml)."
 lock:
-	@rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
-	@.local/lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
-	@.local/lock-venv/bin/python -m pip install --quiet '.[dev]'
-	@{ echo "# Exact versions installed by make; regenerate with 'make lock'."; \
-	   .local/lock-venv/bin/python -m pip freeze --all --exclude billing-site --exclude pip; } > requirements.lock
-	@rm -rf .local/lock-venv build *.egg-info
-	@echo "==> requirements.lock updated"
+	@if [ -z "$(PYTHON)" ]; then echo "billing_site: Python 3.11 or newer is required" >&2; exit 1; fi
+	@rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	@$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools
+	@$(LOCK_VENV)/bin/python -m pip install --quiet .
+	@{ echo $(LOCK_HEADER); $(LOCK_VENV)/bin/python -m pip freeze --all --exclude billing-site --exclude pip; } > requirements.lock
+	@$(LOCK_VENV)/bin/python -m pip install --quiet '.[local,dev]'
+	@{ echo $(LOCK_HEADER); $(LOCK_VENV)/bin/python -m pip freeze --all --exclude billing-site --exclude pip; } > requirements-dev.lock
+	@rm -rf $(LOCK_VENV) build *.egg-info
+	@echo "==> requirements.lock and requirements-dev.lock updated"
 
 clean:
 	rm -rf $(VENV) .local

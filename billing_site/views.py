@@ -17,6 +17,13 @@ from billing_site.startup import check_broker, check_database
 
 @never_cache
 @require_GET
+def liveness(request: HttpRequest) -> JsonResponse:
+    """The web process answers; for container health checks of the web service alone."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database, broker and scheduler status; 200 when all three are well, else 503.
 

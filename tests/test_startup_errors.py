@@ -101,3 +101,12 @@ def test_worker_with_unreachable_broker_stops_with_one_line(production_env):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "billing_site: cannot reach Redis at redis://127.0.0.1:1/0" in result.stderr
+
+
+def test_development_settings_need_nothing_but_the_services(service_env):
+    result = run_manage(
+        "check", env={**service_env, "DJANGO_SETTINGS_MODULE": "billing_site.settings.dev"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

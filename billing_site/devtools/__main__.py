@@ -48,8 +48,19 @@ def die_with_parent() -> None:
         pass
 
 
+def write(text: str) -> None:
+    """Print without ever failing: when the terminal or a pipe (`| tee`) is gone,
+    the launcher must still stop its processes and servers."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 def say(message: str) -> None:
-    print(f"==> {message}", flush=True)
+    write(f"==> {message}\n")
 
 
 def setup() -> int:
@@ -129,8 +140,7 @@ class Supervisor:
         assert child.process.stdout
         prefix = self._prefix(child.name)
         for line in child.process.stdout:
-            sys.stdout.write(prefix + line)
-            sys.stdout.flush()
+            write(prefix + line)
 
     def exited(self) -> Child | None:
         for child in self.children:
@@ -168,10 +178,12 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def wait_for_http(url: str, timeout_seconds: float, supervisor: Supervisor) -> bool:
+def wait_for_http(
+    url: str, timeout_seconds: float, supervisor: Supervisor, stop_requested: threading.Event
+) -> bool:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        if supervisor.exited():
+        if supervisor.exited() or stop_requested.is_set():
             return False
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local URL
@@ -181,10 +193,6 @@ def wait_for_http(url: str, timeout_seconds: float, supervisor: Supervisor) -> b
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
     return False
-
-
-class _Stop(Exception):
-    pass
 
 
 def run(host: str, port: int) -> int:
@@ -239,24 +247,28 @@ def run(host: str, port: int) -> int:
             [PYTHON, "-m", "celery", "-A", "billing_site", "beat", "--loglevel=INFO", "--pidfile="],
         )
         try:
-            if not wait_for_http(f"{base_url}/healthz", 90, supervisor):
-                raise _Stop
-            print(banner(base_url, logins), flush=True)
-            while not stop_requested.is_set():
-                failed = supervisor.exited()
-                if failed:
-                    assert failed.process
-                    say(f"{failed.name} exited with code {failed.process.returncode}; stopping")
-                    raise _Stop
-                stop_requested.wait(0.5)
+            return supervise(supervisor, base_url, logins, stop_requested)
+        finally:
             say("Stopping web, worker and beat")
             supervisor.stop_all()
+
+
+def supervise(
+    supervisor: Supervisor, base_url: str, logins: str, stop_requested: threading.Event
+) -> int:
+    """Wait until Ctrl-C (exit 0) or until a process dies (exit 1)."""
+    if not wait_for_http(f"{base_url}/healthz", 90, supervisor, stop_requested):
+        if stop_requested.is_set():
             return 0
-        except _Stop:
-            supervisor.stop_all()
+        say("the web server did not answer within 90 seconds")
+        return 1
+    write(banner(base_url, logins) + "\n")
+    while not stop_requested.wait(0.5):
+        failed = supervisor.exited()
+        if failed and failed.process:
+            say(f"{failed.name} exited with code {failed.process.returncode}")
             return 1
-        finally:
-            supervisor.stop_all(grace_seconds=5)
+    return 0
 
 
 def banner(base_url: str, logins: str) -> str:

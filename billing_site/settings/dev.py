@@ -20,4 +20,4 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 # Static files straight from the source folders; no collectstatic in development.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-STATIC_ROOT = env.path("STATIC_ROOT", default=None)
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None

@@ -368,6 +368,33 @@ class LocalRedis:
             self.state_file.unlink(missing_ok=True)
 
 
+def create_database_if_missing(url: str, log: Log = print) -> None:
+    """Create the database a DATABASE_URL names when its server answers but it is missing.
+
+    Anything else (unreachable server, no CREATEDB right) is left for the
+    preflight check, which explains it in one line.
+    """
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url.replace("postgres://", "postgresql://", 1))
+        name = params.get("dbname")
+        if not name:
+            return
+        admin_params = {**params, "dbname": "postgres", "connect_timeout": 5}
+        with psycopg.connect(**admin_params, autocommit=True) as connection:
+            found = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+            ).fetchone()
+            if not found:
+                log(f"PostgreSQL: creating database {name}")
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except (psycopg.Error, ValueError):
+        return
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -385,6 +412,8 @@ def local_services(profile: Profile, *, log: Log = print) -> Iterator[dict[str, 
     try:
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+            if profile == "run":
+                create_database_if_missing(env["DATABASE_URL"], log)
         else:
             postgres = LocalPostgres(profile, log=log, fast_unsafe=profile != "run")
             started.append(postgres)

@@ -58,22 +58,25 @@ def first_line(error: BaseException) -> str:
     return text[0] if text else error.__class__.__name__
 
 
-def check_database(timeout_seconds: int = 5) -> str | None:
-    """Return a one-line problem description, or None when the database answers."""
+def check_database(*, close: bool = True) -> str | None:
+    """Return a one-line problem description, or None when the database answers.
+
+    Start-up checks close the connection afterwards (a forking worker must not
+    inherit it); a request keeps it for the rest of its work.
+    """
     from django.db import connections
     from django.db.utils import OperationalError
 
     connection = connections["default"]
-    connection.settings_dict.setdefault("OPTIONS", {})
     try:
-        connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except OperationalError as error:
         where = describe_database(connection.settings_dict)
         return f"cannot connect to PostgreSQL at {where} ({first_line(error)}); {HINT_DATABASE}"
     finally:
-        connection.close()
+        if close:
+            connection.close()
     return None
 
 

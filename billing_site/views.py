@@ -30,7 +30,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     The scheduler counts as alive when a beat-sent heartbeat task ran within
     three heartbeat intervals (so a worker is consuming, too).
     """
-    database_problem = check_database()
+    database_problem = check_database(close=False)
     broker_problem = check_broker()
     try:
         last_tick_at = heartbeat.last_tick()

@@ -36,6 +36,12 @@ def test_healthz_is_ok_after_a_recent_beat_tick(client):
     assert body["beat"]["seconds_since_last_tick"] < 5
 
 
+def test_healthz_leaves_the_requests_database_connection_usable(client, django_user_model):
+    client.get("/healthz")
+
+    assert django_user_model.objects.count() == 0
+
+
 def test_healthz_is_degraded_before_the_first_tick(client):
     response = client.get("/healthz")
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import QuerySet
 
-from accounts.models import Membership, User
+from accounts.models import Membership, Platform, Registration, User
+
+# The session key holding the account the user currently acts for.
+CURRENT_ACCOUNT_SESSION_KEY = "current_account_id"
 
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
@@ -13,3 +17,22 @@ def memberships_for_user(*, user: User) -> QuerySet[Membership]:
         .select_related("account")
         .order_by("account__name", "account_id")
     )
+
+
+def current_membership(*, user: User, session: SessionBase) -> Membership | None:
+    """The membership of the account chosen in this session, else the user's first one."""
+    memberships = memberships_for_user(user=user)
+    chosen = session.get(CURRENT_ACCOUNT_SESSION_KEY)
+    if chosen is not None:
+        membership = memberships.filter(account_id=chosen).first()
+        if membership is not None:
+            return membership
+    return memberships.first()
+
+
+def registrations_for_account(*, account_id: int) -> QuerySet[Registration]:
+    return Registration.objects.filter(account_id=account_id).select_related("platform")
+
+
+def platforms_open_for_signup() -> QuerySet[Platform]:
+    return Platform.objects.filter(is_active=True).order_by("name")

@@ -1,4 +1,4 @@
-"""Portal pages for accounts (company details, members, shops: issue #3)."""
+"""Portal pages of the current account: company, members, shops, billing profiles."""
 
 app_name = "accounts"
 

@@ -6,3 +6,11 @@ class BillingSiteConfig(AppConfig):
 
     name = "billing_site"
     verbose_name = "Billing site"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from billing_site.staff import staff_groups_sync
+
+        # Staff groups need the permissions that post_migrate creates.
+        post_migrate.connect(staff_groups_sync, dispatch_uid="billing_site.staff_groups")

@@ -1,13 +1,24 @@
-"""Demo data for `make run`: idempotent, built through the real services."""
+"""Demo data for `make run`: idempotent, built through the real services.
+
+Platforms in CZK and EUR; a merchant on two of them with a shop on each and a
+member in every role; a second customer; staff users whose authenticator
+secrets `make run` prints, so the admin (which requires two-factor) is usable.
+"""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services as account_services
-from accounts.models import Account, Membership, Platform, User
+from accounts.models import Account, Membership, Platform, Registration, Shop, User
+from accounts.services import core as account_services
+from billing_site.staff import ADMINISTRATOR, SUPPORT, staff_groups_sync
 
 
 @dataclass(frozen=True)
@@ -16,10 +27,120 @@ class DemoLogin:
     email: str
     password: str
     where: str
+    # Hex key of the demo authenticator (staff), printed as base32 for apps.
+    totp_key: str = ""
+
+    @property
+    def totp_secret(self) -> str:
+        return base64.b32encode(bytes.fromhex(self.totp_key)).decode() if self.totp_key else ""
 
 
-STAFF_LOGIN = DemoLogin("Staff (superuser)", "admin@example.com", "admin-demo-2026", "/admin/")
-CUSTOMER_LOGIN = DemoLogin("Customer", "customer@example.com", "customer-demo-2026", "/")
+STAFF_LOGIN = DemoLogin(
+    "Staff (administrator)",
+    "admin@example.com",
+    "admin-demo-2026",
+    "/admin/",
+    totp_key="3132333435363738393031323334353637383930",
+)
+SUPPORT_LOGIN = DemoLogin(
+    "Staff (support)",
+    "support@example.com",
+    "support-demo-2026",
+    "/admin/",
+    totp_key="4142434445464748494a4b4c4d4e4f5051525354",
+)
+CUSTOMER_LOGIN = DemoLogin("Merchant owner", "customer@example.com", "customer-demo-2026", "/")
+BILLING_LOGIN = DemoLogin("Merchant billing", "billing@example.com", "billing-demo-2026", "/")
+ACCOUNTANT_LOGIN = DemoLogin(
+    "Merchant accountant", "accountant@example.com", "accountant-demo-2026", "/"
+)
+TECHNICAL_LOGIN = DemoLogin("Merchant technical", "tech@example.com", "tech-demo-2026", "/")
+SECOND_CUSTOMER_LOGIN = DemoLogin("Second customer", "ana@example.com", "ana-demo-2026", "/")
+
+PLATFORMS = [
+    {
+        "code": "webhost-cz",
+        "name": "WebHost CZ",
+        "legal_name": "WebHost s.r.o.",
+        "street": "Vinohradská 12",
+        "city": "Praha 2",
+        "postal_code": "120 00",
+        "country": "CZ",
+        "vat_id": "CZ25596641",
+        "company_id": "25596641",
+        "support_email": "podpora@webhost.example",
+        "bank_name": "Komerční banka",
+        "iban": "CZ6508000000192000145399",
+        "bic": "KOMBCZPP",
+        "local_account_number": "19-2000145399/0800",
+        "currency": "CZK",
+        "default_language": "cs",
+        "time_zone": "Europe/Prague",
+        "topup_presets": [Decimal(v) for v in ("500", "1000", "2000", "5000")],
+        "topup_minimum": Decimal("200"),
+        "topup_maximum": Decimal("200000"),
+        "proforma_prefix": "ZF",
+        "invoice_prefix": "FV",
+        "credit_note_prefix": "DB",
+    },
+    {
+        "code": "webhost-es",
+        "name": "WebHost ES",
+        "legal_name": "WebHost Hosting S.L.",
+        "street": "Calle de Alcalá 45",
+        "city": "Madrid",
+        "postal_code": "28014",
+        "country": "ES",
+        "vat_id": "ESB58378431",
+        "company_id": "B58378431",
+        "support_email": "soporte@webhost.example",
+        "bank_name": "Banco Santander",
+        "iban": "ES9121000418450200051332",
+        "bic": "CAIXESBBXXX",
+        "currency": "EUR",
+        "default_language": "es",
+        "time_zone": "Europe/Madrid",
+        # Seed 002: 50 to 250 EUR, Visa and Mastercard, no American Express.
+        "accepted_card_brands": ["visa", "mastercard"],
+        "topup_presets": [Decimal(v) for v in ("50", "100", "150", "200", "250")],
+        "topup_minimum": Decimal("10"),
+        "topup_maximum": Decimal("5000"),
+        "proforma_prefix": "PRO",
+        "invoice_prefix": "FAC",
+        "credit_note_prefix": "ABO",
+    },
+    {
+        "code": "admarket-bg",
+        "name": "AdMarket BG",
+        "legal_name": "АдМаркет ЕООД",
+        "street": "бул. Витоша 1",
+        "city": "София",
+        "postal_code": "1000",
+        "country": "BG",
+        "vat_id": "BG175074752",
+        "company_id": "175074752",
+        "support_email": "support@admarket.example",
+        "bank_name": "UniCredit Bulbank",
+        "iban": "BG80BNBG96611020345678",
+        "bic": "UNCRBGSF",
+        "currency": "EUR",
+        "default_language": "bg",
+        "time_zone": "Europe/Sofia",
+        "topup_presets": [Decimal(v) for v in ("25", "50", "100", "250")],
+        "topup_minimum": Decimal("10"),
+        "topup_maximum": Decimal("10000"),
+        "proforma_prefix": "PF",
+        "invoice_prefix": "INV",
+        "credit_note_prefix": "CN",
+    },
+]
+
+
+def _platform(values: dict) -> Platform:
+    platform, _created = Platform.objects.update_or_create(
+        code=values["code"], defaults={k: v for k, v in values.items() if k != "code"}
+    )
+    return platform
 
 
 def _user(login: DemoLogin, **fields: object) -> User:
@@ -31,34 +152,99 @@ def _user(login: DemoLogin, **fields: object) -> User:
             setattr(user, name, value)
     # Always the printed password, so the logins `make run` shows work.
     user.set_password(login.password)
+    user.email_verified_at = user.email_verified_at or timezone.now()
     user.save()
+    if login.totp_key:
+        TOTPDevice.objects.update_or_create(
+            user=user,
+            name="Demo authenticator",
+            defaults={"key": login.totp_key, "confirmed": True},
+        )
     return user
+
+
+def _member(account: Account, login: DemoLogin, role: str, **fields: object) -> User:
+    user = _user(login, **fields)
+    Membership.objects.update_or_create(user=user, account=account, defaults={"role": role})
+    return user
+
+
+def _shop(registration: Registration, name: str, website: str) -> Shop:
+    shop, _created = Shop.objects.get_or_create(
+        registration=registration, name=name, defaults={"website": website}
+    )
+    return shop
 
 
 @transaction.atomic
 def load() -> list[DemoLogin]:
-    if not Platform.objects.filter(code="webhost-cz").exists():
-        account_services.platform_create(
-            code="webhost-cz",
-            name="WebHost CZ",
-            legal_name="WebHost s.r.o.",
-            country="CZ",
-            currency="CZK",
-            default_language="cs",
-            time_zone="Europe/Prague",
-        )
+    staff_groups_sync()
+    czech, spanish, bulgarian = (_platform(values) for values in PLATFORMS)
 
-    _user(STAFF_LOGIN, first_name="Petra", last_name="Admin", is_staff=True, is_superuser=True)
-    customer = _user(CUSTOMER_LOGIN, first_name="Jana", last_name="Nováková", language="en")
-    if not Membership.objects.filter(user=customer).exists():
-        account = account_services.account_create(
+    admin = _user(
+        STAFF_LOGIN, first_name="Petra", last_name="Admin", is_staff=True, is_superuser=True
+    )
+    admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
+    support = _user(SUPPORT_LOGIN, first_name="Marek", last_name="Support", is_staff=True)
+    support.groups.add(Group.objects.get(name=SUPPORT))
+
+    owner = _user(CUSTOMER_LOGIN, first_name="Jana", last_name="Nováková", language="en")
+    merchant = Account.objects.filter(memberships__user=owner).first()
+    if merchant is None:
+        merchant = account_services.account_create(
             name="Acme Web s.r.o.",
             email="billing@acme.example",
             country="CZ",
             kind=Account.Kind.COMPANY,
             language="cs",
+            street="Karlova 5",
+            city="Brno",
+            postal_code="602 00",
+            vat_id="CZ27082440",
+            company_id="27082440",
+            platforms=[czech, bulgarian],
         )
-        account_services.membership_create(
-            user=customer, account=account, role=Membership.Role.OWNER
+    Membership.objects.update_or_create(
+        user=owner, account=merchant, defaults={"role": Membership.Role.OWNER}
+    )
+    cz_registration = account_services.registration_create(account=merchant, platform=czech)
+    bg_registration = account_services.registration_create(account=merchant, platform=bulgarian)
+    _shop(cz_registration, "Acme Shop CZ", "https://shop.acme.example")
+    _shop(bg_registration, "Acme Store BG", "https://bg.acme.example")
+    _member(
+        merchant, BILLING_LOGIN, Membership.Role.BILLING, first_name="Karel", last_name="Platil"
+    )
+    _member(
+        merchant, ACCOUNTANT_LOGIN, Membership.Role.ACCOUNTANT, first_name="Eva", last_name="Účetní"
+    )
+    _member(
+        merchant,
+        TECHNICAL_LOGIN,
+        Membership.Role.TECHNICAL,
+        first_name="Tomáš",
+        last_name="Technik",
+    )
+
+    ana = _user(SECOND_CUSTOMER_LOGIN, first_name="Ana", last_name="García", language="es")
+    if not Membership.objects.filter(user=ana).exists():
+        person = account_services.account_create(
+            name="Ana García",
+            email="ana@example.com",
+            country="ES",
+            kind=Account.Kind.PERSON,
+            language="es",
+            street="Calle Mayor 3",
+            city="Sevilla",
+            postal_code="41001",
+            platforms=[spanish],
         )
-    return [STAFF_LOGIN, CUSTOMER_LOGIN]
+        account_services.membership_create(user=ana, account=person, role=Membership.Role.OWNER)
+    return [
+        STAFF_LOGIN,
+        SUPPORT_LOGIN,
+        CUSTOMER_LOGIN,
+        BILLING_LOGIN,
+        ACCOUNTANT_LOGIN,
+        TECHNICAL_LOGIN,
+        SECOND_CUSTOMER_LOGIN,
+    ]

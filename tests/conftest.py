@@ -65,3 +65,68 @@ def production_env(service_env: dict[str, str]) -> dict[str, str]:
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         "CSRF_TRUSTED_ORIGINS": "https://billing.example.com",
     }
+
+
+# --- Portal members and staff ------------------------------------------------
+
+
+@pytest.fixture
+def account(db):
+    """An account registered on one platform."""
+    from tests.factories import RegistrationFactory
+
+    return RegistrationFactory().account
+
+
+@pytest.fixture
+def member_of(db):
+    """member_of(account, role) -> a Membership with a fresh, verified user."""
+    from tests.factories import MembershipFactory
+
+    def make(account, role="owner", **user_fields):
+        kwargs = {f"user__{name}": value for name, value in user_fields.items()}
+        return MembershipFactory(account=account, role=role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) -> the test client, signed in as ``user`` (no second factor)."""
+
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+def totp_token(device) -> str:
+    """The code an authenticator app shows right now for a django-otp TOTP device."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+@pytest.fixture
+def staff_client(client, db):
+    """staff_client(user=None) -> a client signed in to the admin through its real
+    login form, password plus TOTP code (a superuser with a device by default)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.factories import PASSWORD, UserFactory
+
+    def sign_in(user=None):
+        user = user or UserFactory(is_staff=True, is_superuser=True)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+        response = client.post(
+            "/admin/login/",
+            {"username": user.email, "password": PASSWORD, "otp_token": totp_token(device)},
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
+        return client
+
+    return sign_in

@@ -6,7 +6,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql="CREATE SEQUENCE accounts_variable_symbol_seq START WITH 1000001 MAXVALUE 9999999999",
+            sql=(
+                "CREATE SEQUENCE accounts_variable_symbol_seq "
+                "START WITH 1000001 MAXVALUE 9999999999"
+            ),
             reverse_sql="DROP SEQUENCE accounts_variable_symbol_seq",
         ),
     ]

@@ -1,0 +1,34 @@
+"""E-mails: rendered in the recipient's language, sent by a worker after commit.
+
+Templates live in templates/emails/<name>_subject.txt, <name>_body.txt and,
+optionally, <name>_body.html. Rendering happens in the caller (it has the
+objects); the Celery task only carries strings, as tasks take JSON primitives.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.template import TemplateDoesNotExist
+from django.template.loader import render_to_string
+from django.utils import translation
+
+
+def render_email(template: str, context: dict, language: str) -> dict[str, str]:
+    context = {"SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, **context}
+    with translation.override(language or settings.LANGUAGE_CODE):
+        subject = render_to_string(f"emails/{template}_subject.txt", context)
+        body = render_to_string(f"emails/{template}_body.txt", context)
+        try:
+            html = render_to_string(f"emails/{template}_body.html", context)
+        except TemplateDoesNotExist:
+            html = ""
+    return {"subject": " ".join(subject.split()), "body": body, "html": html}
+
+
+def email_send_on_commit(*, to: list[str], template: str, context: dict, language: str) -> None:
+    """Render now, queue the sending once the surrounding transaction commits."""
+    from billing_site.tasks import send_email
+
+    message = render_email(template, context, language)
+    transaction.on_commit(lambda: send_email.delay(to=to, **message))

@@ -39,3 +39,8 @@ class BillingAdminSite(OTPAdminSite):
     index_title = _("Administration")
     login_form = StaffLoginForm
     login_template = "admin/staff_login.html"
+
+    def __init__(self, name: str = "admin") -> None:
+        # django-otp names its site "otpadmin"; ours is *the* admin, so URL names
+        # stay the standard `admin:...`.
+        super().__init__(name=name)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import memberships_for_user
+from accounts.selectors import current_membership, registrations_for_account
 from billing_site import heartbeat
 from billing_site.startup import check_broker, check_database
 
@@ -56,6 +56,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The portal's start page: the accounts this user acts for."""
-    memberships = memberships_for_user(user=request.user)
-    return render(request, "home.html", {"memberships": memberships})
+    """The portal's start page: the account the user acts for, at a glance."""
+    membership = current_membership(user=request.user, session=request.session)
+    registrations = (
+        registrations_for_account(account_id=membership.account_id) if membership else []
+    )
+    return render(
+        request, "home.html", {"membership": membership, "registrations": registrations}
+    )

@@ -61,6 +61,4 @@ def home(request: HttpRequest) -> HttpResponse:
     registrations = (
         registrations_for_account(account_id=membership.account_id) if membership else []
     )
-    return render(
-        request, "home.html", {"membership": membership, "registrations": registrations}
-    )
+    return render(request, "home.html", {"membership": membership, "registrations": registrations})

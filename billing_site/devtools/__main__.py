@@ -216,6 +216,8 @@ def run(host: str, port: int) -> int:
 
     with local_services("run", log=say) as service_env:
         env = child_env(service_env, "billing_site.settings.dev")
+        # Links in e-mails point at this server unless configured otherwise.
+        env.setdefault("SITE_URL", f"http://{host}:{port}")
         say("Checking the database and the broker")
         run_checked([PYTHON, MANAGE, "preflight"], env)
         say("Applying database migrations")

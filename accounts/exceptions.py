@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from billing_site.exceptions import ApplicationError
 
 # --- Members and invitations (accounts.services.members) --------------------
@@ -79,3 +82,74 @@ class RegistrationNotAllowed(ApplicationError):
     """The platform is not open for new customers."""
 
     code = "registration_not_allowed"
+
+
+# --- Security (accounts.services.security) ---------------------------------
+
+
+class SecurityError(ApplicationError):
+    code = "security_error"
+
+
+class WrongPassword(SecurityError):
+    code = "wrong_password"
+
+    def __init__(self) -> None:
+        super().__init__(_("That is not your current password."))
+
+
+class WrongTotpCode(SecurityError):
+    code = "wrong_totp_code"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "That code is not right. Enter the 6-digit code your authenticator app "
+                "shows now; check that the phone's clock is correct."
+            )
+        )
+
+
+class TotpThrottled(SecurityError):
+    code = "totp_throttled"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(
+            ngettext(
+                "Too many wrong codes. Wait %(seconds)s second and try again.",
+                "Too many wrong codes. Wait %(seconds)s seconds and try again.",
+                seconds,
+            )
+            % {"seconds": seconds},
+            extra={"seconds": seconds},
+        )
+
+
+class TwoFactorAlreadyEnabled(SecurityError):
+    code = "two_factor_already_enabled"
+
+    def __init__(self) -> None:
+        super().__init__(_("Two-factor sign-in is already switched on."))
+
+
+class TwoFactorNotEnabled(SecurityError):
+    code = "two_factor_not_enabled"
+
+    def __init__(self) -> None:
+        super().__init__(_("Two-factor sign-in is not switched on."))
+
+
+class TotpSetupNotStarted(SecurityError):
+    code = "totp_setup_not_started"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _("This set-up has expired or was finished elsewhere. Start it again, please.")
+        )
+
+
+class SessionNotFound(SecurityError):
+    code = "session_not_found"
+
+    def __init__(self) -> None:
+        super().__init__(_("That session has already ended."))

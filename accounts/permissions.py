@@ -84,3 +84,17 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
 
 def role_can(role: str, capability: Capability) -> bool:
     return capability in ROLE_CAPABILITIES.get(role, frozenset())
+
+
+def member_assignable_roles(*, actor_role: str) -> list[tuple[str, str]]:
+    """The roles ``actor_role`` may hand out, as choices."""
+    if actor_role == Role.OWNER:
+        return list(Role.choices)
+    return [(value, label) for value, label in Role.choices if value != Role.OWNER]
+
+
+def member_can_manage(*, actor_role: str, target_role: str) -> bool:
+    """May ``actor_role`` change the role of, or remove, a member with ``target_role``?"""
+    if not role_can(actor_role, Capability.MANAGE_MEMBERS):
+        return False
+    return target_role != Role.OWNER or actor_role == Role.OWNER

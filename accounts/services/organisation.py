@@ -8,15 +8,12 @@ forms check them with accounts.validators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.db import transaction
-from django.db.models import ProtectedError, QuerySet, RestrictedError
+from django.db.models import ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
 
 from accounts.exceptions import BillingProfileInUse, BillingProfileLabelTaken, ShopNameTaken
-from accounts.models import Account, BillingProfile, Platform, Registration, Shop
-from accounts.selectors import platforms_open_for_signup, registrations_for_account
+from accounts.models import Account, BillingProfile, Registration, Shop
 
 
 def _account_lock(account_id: int) -> Account:
@@ -201,38 +198,3 @@ def billing_profile_delete(*, account: Account, billing_profile: BillingProfile)
 
 
 # --- Reads (selectors; see the report: they belong in accounts/selectors.py) ---------------
-
-
-@dataclass(frozen=True)
-class PlatformShops:
-    registration: Registration
-    shops: list[Shop]
-
-
-def shops_by_platform(*, account_id: int) -> list[PlatformShops]:
-    """The account's shops grouped by the platform they are on, every platform listed."""
-    shops = list(Shop.objects.filter(registration__account_id=account_id).order_by("name", "pk"))
-    return [
-        PlatformShops(
-            registration=registration,
-            shops=[shop for shop in shops if shop.registration_id == registration.pk],
-        )
-        for registration in registrations_for_account(account_id=account_id)
-    ]
-
-
-def shop_for_account(*, account_id: int, shop_id: int) -> Shop | None:
-    return (
-        Shop.objects.select_related("registration__platform")
-        .filter(pk=shop_id, registration__account_id=account_id)
-        .first()
-    )
-
-
-def billing_profiles_for_account(*, account_id: int) -> QuerySet[BillingProfile]:
-    return BillingProfile.objects.filter(account_id=account_id).order_by("label", "pk")
-
-
-def platforms_available_to_register(*, account_id: int) -> QuerySet[Platform]:
-    """Platforms open for new customers that the account is not registered on yet."""
-    return platforms_open_for_signup().exclude(registrations__account_id=account_id)

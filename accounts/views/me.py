@@ -19,7 +19,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import exceptions
 from accounts.forms.me import PasswordConfirmForm, ProfileForm, TotpConfirmForm
+from accounts.selectors import security as security_selectors
 from accounts.services import security
 from billing_site.exceptions import ApplicationError
 
@@ -80,8 +82,8 @@ def security_overview(request: HttpRequest) -> HttpResponse:
         request,
         "me/security.html",
         {
-            "two_factor": security.two_factor_status(user=request.user),
-            "sessions": security.sessions_for_user(
+            "two_factor": security_selectors.two_factor_status(user=request.user),
+            "sessions": security_selectors.sessions_for_user(
                 user=request.user, current_session_key=request.session.session_key
             ),
         },
@@ -94,7 +96,7 @@ def security_overview(request: HttpRequest) -> HttpResponse:
 def totp_setup(request: HttpRequest) -> HttpResponse:
     try:
         device = security.totp_device_start(user=request.user)
-    except security.TwoFactorAlreadyEnabled as error:
+    except exceptions.TwoFactorAlreadyEnabled as error:
         messages.info(request, error.message)
         return redirect("me:security")
 
@@ -104,10 +106,10 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
             enabled = security.totp_device_confirm(
                 user=request.user, token=form.cleaned_data["token"]
             )
-        except security.TwoFactorAlreadyEnabled as error:
+        except exceptions.TwoFactorAlreadyEnabled as error:
             messages.info(request, error.message)
             return redirect("me:security")
-        except security.SecurityError as error:
+        except exceptions.SecurityError as error:
             form.add_error("token", error.message)
         else:
             # This browser has just proved the second factor.
@@ -119,7 +121,7 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "me/totp_setup.html",
-        {"form": form, "provisioning": security.totp_provisioning(device=device)},
+        {"form": form, "provisioning": security_selectors.totp_provisioning(device=device)},
     )
 
 
@@ -136,9 +138,9 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
                 codes = security.backup_codes_regenerate(
                     user=request.user, password=form.cleaned_data["password"]
                 )
-            except security.WrongPassword as error:
+            except exceptions.WrongPassword as error:
                 form.add_error("password", error.message)
-            except security.TwoFactorNotEnabled as error:
+            except exceptions.TwoFactorNotEnabled as error:
                 messages.error(request, error.message)
                 return redirect("me:security")
             else:
@@ -151,7 +153,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
         form = PasswordConfirmForm()
 
     fresh_codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None)
-    two_factor = security.two_factor_status(user=request.user)
+    two_factor = security_selectors.two_factor_status(user=request.user)
     if not two_factor.enabled and not fresh_codes:
         messages.info(request, _("Backup codes come with two-factor sign-in; set it up first."))
         return redirect("me:security")
@@ -173,9 +175,9 @@ def totp_disable(request: HttpRequest) -> HttpResponse:
                 security.two_factor_disable(
                     user=request.user, password=form.cleaned_data["password"]
                 )
-            except security.WrongPassword as error:
+            except exceptions.WrongPassword as error:
                 form.add_error("password", error.message)
-            except security.TwoFactorNotEnabled as error:
+            except exceptions.TwoFactorNotEnabled as error:
                 messages.info(request, error.message)
                 return redirect("me:security")
             else:
@@ -184,8 +186,8 @@ def totp_disable(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("me:security")
     else:
-        if not security.two_factor_status(user=request.user).enabled:
-            messages.info(request, security.TwoFactorNotEnabled().message)
+        if not security_selectors.two_factor_status(user=request.user).enabled:
+            messages.info(request, exceptions.TwoFactorNotEnabled().message)
             return redirect("me:security")
         form = PasswordConfirmForm()
     return render(request, "me/totp_disable.html", {"form": form})
@@ -196,12 +198,12 @@ def totp_disable(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def session_end(request: HttpRequest, session_key: str) -> HttpResponse:
     """End one of the user's sessions. ``session_key`` in the URL is the session's public
-    reference (security.session_reference), never the secret key itself: URLs end up in
+    reference (security_selectors.session_reference), never the secret key itself: URLs end up in
     logs. Anything that is not one of this user's live sessions is a 404.
 
     GET asks for confirmation; POST ends it. Ending this browser's own session logs out.
     """
-    session = security.session_for_user_by_reference(
+    session = security_selectors.session_for_user_by_reference(
         user=request.user,
         reference=session_key,
         current_session_key=request.session.session_key,
@@ -217,7 +219,7 @@ def session_end(request: HttpRequest, session_key: str) -> HttpResponse:
         return redirect(settings.LOGIN_URL)
     try:
         security.session_end(user=request.user, session_key=session.session_key)
-    except security.SessionNotFound as error:
+    except exceptions.SessionNotFound as error:
         messages.info(request, error.message)
     else:
         messages.success(request, _("That session has ended; that browser is logged out."))

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from accounts import permissions
 from accounts.exceptions import (
     AlreadyMemberError,
     InvitationUnavailable,
@@ -27,6 +28,7 @@ from accounts.models import Invitation, Membership, User
 from accounts.permissions import Capability, role_can
 from accounts.portal import member_required
 from accounts.selectors import CURRENT_ACCOUNT_SESSION_KEY
+from accounts.selectors import members as selectors
 from accounts.services import members as services
 from billing_site.exceptions import ApplicationError
 
@@ -49,7 +51,7 @@ def _invitation_form(request: HttpRequest, data: object = None) -> InvitationFor
     return InvitationForm(
         data,
         roles=Role.choices,
-        offered=services.member_assignable_roles(actor_role=request.membership.role),
+        offered=permissions.member_assignable_roles(actor_role=request.membership.role),
     )
 
 
@@ -63,12 +65,12 @@ def _members_page(
         request,
         "accounts/members/members.html",
         {
-            "rows": services.member_rows(
+            "rows": selectors.member_rows(
                 account_id=request.account.pk, actor_membership=request.membership
             ),
-            "invitations": services.invitations_unused_for_account(account_id=request.account.pk),
+            "invitations": selectors.invitations_unused_for_account(account_id=request.account.pk),
             "invite_form": invite_form if can_manage else None,
-            "assignable_roles": services.member_assignable_roles(
+            "assignable_roles": permissions.member_assignable_roles(
                 actor_role=request.membership.role
             ),
             "invitation_max_age_days": settings.INVITATION_MAX_AGE_DAYS,
@@ -225,7 +227,7 @@ def _unavailable(request: HttpRequest, invitation: Invitation | None, reason: st
         request,
         "accounts/members/invitation_unavailable.html",
         {"invitation": invitation, "reason": reason},
-        status=404 if reason == services.InvitationStatus.UNKNOWN else 410,
+        status=404 if reason == selectors.InvitationStatus.UNKNOWN else 410,
     )
 
 
@@ -245,9 +247,9 @@ def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """Anyone with the link: the addressee joins (signing in or signing up first)."""
-    invitation = services.invitation_by_token(token=token)
-    status = services.invitation_status(invitation=invitation)
-    if status != services.InvitationStatus.OPEN:
+    invitation = selectors.invitation_by_token(token=token)
+    status = selectors.invitation_status(invitation=invitation)
+    if status != selectors.InvitationStatus.OPEN:
         return _unavailable(request, invitation, status)
     context = {"invitation": invitation}
 

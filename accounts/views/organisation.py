@@ -30,6 +30,7 @@ from accounts.selectors import (
     memberships_for_user,
     registrations_for_account,
 )
+from accounts.selectors import organisation as selectors
 from accounts.services import core as core_services
 from accounts.services import organisation as services
 
@@ -102,7 +103,7 @@ def shops(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/organisation/shops.html",
-        {"platforms": services.shops_by_platform(account_id=request.account.pk)},
+        {"platforms": selectors.shops_by_platform(account_id=request.account.pk)},
     )
 
 
@@ -127,7 +128,7 @@ def shop_create(request: HttpRequest) -> HttpResponse:
 
 @member_required(Capability.MANAGE_SHOPS)
 def shop_edit(request: HttpRequest, shop_id: int) -> HttpResponse:
-    shop = services.shop_for_account(account_id=request.account.pk, shop_id=shop_id)
+    shop = selectors.shop_for_account(account_id=request.account.pk, shop_id=shop_id)
     if shop is None:
         raise Http404("No such shop in this account")
     if request.method == "POST":
@@ -161,7 +162,7 @@ def billing_profiles(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/organisation/billing_profiles.html",
-        {"profiles": services.billing_profiles_for_account(account_id=request.account.pk)},
+        {"profiles": selectors.billing_profiles_for_account(account_id=request.account.pk)},
     )
 
 
@@ -238,7 +239,7 @@ def platforms(request: HttpRequest) -> HttpResponse:
     can_register = role_can(request.membership.role, Capability.MANAGE_PLATFORMS)
     if request.method == "POST" and not can_register:
         raise PermissionDenied(Capability.MANAGE_PLATFORMS)
-    available = services.platforms_available_to_register(account_id=request.account.pk)
+    available = selectors.platforms_available_to_register(account_id=request.account.pk)
     form = PlatformRegisterForm(request.POST or None, platforms=available) if can_register else None
     if form is not None and request.method == "POST" and form.is_valid():
         platform = form.cleaned_data["platform"]

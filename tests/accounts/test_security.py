@@ -16,6 +16,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from qsessions.models import Session
 
+from accounts.selectors import security as security_selectors
 from accounts.services import security
 from tests.conftest import totp_token
 from tests.factories import PASSWORD, UserFactory
@@ -46,7 +47,7 @@ def wrong_code(device: TOTPDevice) -> str:
 
 def end_url(session_key: str) -> str:
     return reverse(
-        "me:session_end", kwargs={"session_key": security.session_reference(session_key)}
+        "me:session_end", kwargs={"session_key": security_selectors.session_reference(session_key)}
     )
 
 
@@ -87,7 +88,7 @@ def test_setup_page_shows_a_qr_code_and_the_secret_for_an_unconfirmed_device(cli
     html = response.content.decode()
     assert "<svg" in html
     assert 'role="img"' in html
-    secret = security.totp_provisioning(device=device).secret_groups
+    secret = security_selectors.totp_provisioning(device=device).secret_groups
     assert " ".join(secret) in html
     assert "http://" not in html.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
         "http://www.w3.org/2000/svg", ""
@@ -103,7 +104,7 @@ def test_setup_page_reuses_the_same_unconfirmed_device(client_for):
 
     assert TOTPDevice.objects.filter(user=user).count() == 1
     device = TOTPDevice.objects.get(user=user)
-    secret = " ".join(security.totp_provisioning(device=device).secret_groups)
+    secret = " ".join(security_selectors.totp_provisioning(device=device).secret_groups)
     assert secret in first.content.decode()
     assert secret in second.content.decode()
 
@@ -169,7 +170,7 @@ def test_setup_with_a_wrong_code_leaves_two_factor_off(
     assert not StaticDevice.objects.filter(user=user).exists()
     assert DEVICE_ID_SESSION_KEY not in browser.session
     assert mailoutbox == []
-    assert security.two_factor_status(user=user).enabled is False
+    assert security_selectors.two_factor_status(user=user).enabled is False
 
 
 def test_setup_refuses_a_code_that_is_not_six_digits(client_for):

@@ -144,7 +144,15 @@ class PlatformAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         (_("Bank account"), {"fields": ("bank_name", "iban", "bic", "local_account_number")}),
         (
             _("Money and language"),
-            {"fields": ("currency", "default_language", "time_zone", "accepted_card_brands")},
+            {
+                "fields": (
+                    "currency",
+                    "default_language",
+                    "time_zone",
+                    "card_gateway",
+                    "accepted_card_brands",
+                )
+            },
         ),
         (_("Top-ups"), {"fields": ("topup_presets", "topup_minimum", "topup_maximum")}),
         (

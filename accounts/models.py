@@ -136,6 +136,13 @@ class Platform(PostalAddress):
         _("default language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
     time_zone = TimeZoneField(_("time zone"), default="UTC")
+    card_gateway = models.CharField(
+        _("card gateway"),
+        max_length=24,
+        choices=[("sandbox", _("Sandbox (test cards)")), ("stripe", "Stripe")],
+        default="sandbox",
+        help_text=_("Where card payments on this platform are processed."),
+    )
     accepted_card_brands = ArrayField(
         models.CharField(max_length=16, choices=CardBrand.choices),
         verbose_name=_("accepted card brands"),

@@ -13,6 +13,14 @@ from datetime import timedelta
 
 def beat_schedule(*, heartbeat_seconds: float) -> dict[str, dict]:
     return {
+        "payments-expire-authorizations": {
+            "task": "payments.tasks.expire_authorizations",
+            "schedule": timedelta(minutes=15),
+        },
+        "payments-reconcile": {
+            "task": "payments.tasks.reconcile_transactions",
+            "schedule": timedelta(minutes=5),
+        },
         "record-beat-heartbeat": {
             "task": "billing_site.tasks.record_beat_tick",
             "schedule": timedelta(seconds=heartbeat_seconds),

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("accounts.urls_auth")),
     path("account/", include("accounts.urls")),
     path("me/", include("accounts.urls_me")),
+    path("payments/", include("payments.urls")),
 ]

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "axes",
     "auditlog",
+    "pgtrigger",
     "djmoney",
     "django_celery_beat",
     # Our apps, in dependency order (each may use those above it, never below).
@@ -254,6 +255,12 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# How long a card authorization holds before it expires (and is voided).
+PAYMENTS_AUTHORIZATION_DAYS = 7
+# An operation whose gateway call gave no answer is checked with the gateway after this.
+PAYMENTS_RECONCILE_AFTER_MINUTES = 10
+# A payment the customer never finished (card page closed) fails after this.
+PAYMENTS_ABANDONED_AFTER_HOURS = 24
 
 # --- Money ----------------------------------------------------------------------
 

@@ -47,6 +47,18 @@ def _open_invitation(other: Account) -> int:
     ).pk
 
 
+def _other_transaction(other: Account):
+    from moneyed import Money
+
+    from payments.services.transactions import transaction_create
+
+    registration = RegistrationFactory(account=other)
+    platform = registration.platform
+    return transaction_create(
+        account=other, platform=platform, amount=Money("10.00", platform.currency), purpose="other"
+    ).public_id
+
+
 # How to make, for each kind of object id a URL can take, one that belongs to another account.
 OBJECT_IN_OTHER_ACCOUNT: dict[str, Callable[[Account], object]] = {
     "membership_id": lambda other: MembershipFactory(account=other).pk,
@@ -55,6 +67,7 @@ OBJECT_IN_OTHER_ACCOUNT: dict[str, Callable[[Account], object]] = {
     "billing_profile_id": lambda other: BillingProfileFactory(account=other).pk,
     "registration_id": lambda other: RegistrationFactory(account=other).pk,
     "session_key": _other_session_key,
+    "transaction_id": _other_transaction,
 }
 
 # URL arguments that are not object ids: capability links whose secret is the

@@ -1,0 +1,1 @@
+"""Portal views of payments: hosted card page, merchant interface, webhooks."""

@@ -1,0 +1,3 @@
+"""Payments URLs: gateways (see payments/urls.py)."""
+
+urlpatterns: list = []

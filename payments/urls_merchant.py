@@ -1,0 +1,3 @@
+"""Payments URLs: merchant (see payments/urls.py)."""
+
+urlpatterns: list = []

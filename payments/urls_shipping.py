@@ -1,0 +1,3 @@
+"""Payments URLs: shipping (see payments/urls.py)."""
+
+urlpatterns: list = []

@@ -239,6 +239,7 @@ def load() -> list[DemoLogin]:
             platforms=[spanish],
         )
         account_services.membership_create(user=ana, account=person, role=Membership.Role.OWNER)
+    _demo_payments(merchant=merchant, owner=owner, czech=czech, bulgarian=bulgarian)
     return [
         STAFF_LOGIN,
         SUPPORT_LOGIN,
@@ -248,3 +249,72 @@ def load() -> list[DemoLogin]:
         TECHNICAL_LOGIN,
         SECOND_CUSTOMER_LOGIN,
     ]
+
+
+def _card(number: str) -> str:
+    from payments.gateways import sandbox
+
+    today = timezone.localdate()
+    return sandbox.tokenize(
+        number=number, exp_month=12, exp_year=today.year + 3, cvc="123", today=today
+    )
+
+
+def _demo_payments(*, merchant: Account, owner: User, czech: Platform, bulgarian: Platform) -> None:
+    """Card payments in every state for the merchant interface, once."""
+    from moneyed import Money
+
+    from payments.models import Transaction
+    from payments.services import transactions as tx
+    from payments.services.transactions import Actor
+
+    if Transaction.objects.filter(idempotency_key__startswith="demo-").exists():
+        return
+    shop = Shop.objects.get(registration__account=merchant, registration__platform=bulgarian)
+    person = Actor(user=owner)
+
+    def goods(key: str, amount: str, description: str) -> Transaction:
+        return tx.transaction_create(
+            account=merchant,
+            platform=bulgarian,
+            shop=shop,
+            amount=Money(amount, bulgarian.currency),
+            purpose="goods",
+            description=description,
+            idempotency_key=f"demo-{key}",
+        )
+
+    visa, mastercard = "4242424242424242", "5555555555554444"
+    waiting = goods("1", "120.00", "Order 1001: two banner prints")
+    tx.transaction_authorize(transaction_id=waiting.pk, payment_method=_card(visa))
+    tx.transaction_note_add(
+        transaction_id=waiting.pk, author=owner, text="Customer asked for delivery on Friday."
+    )
+    partly = goods("2", "80.00", "Order 1002: roll-up stand")
+    tx.transaction_authorize(transaction_id=partly.pk, payment_method=_card(mastercard))
+    tx.transaction_capture(
+        transaction_id=partly.pk, amount=Money("60.00", bulgarian.currency), actor=person
+    )
+    refunded = goods("3", "45.50", "Order 1003: flyers")
+    tx.transaction_authorize(transaction_id=refunded.pk, payment_method=_card(visa))
+    tx.transaction_capture(transaction_id=refunded.pk, actor=person)
+    tx.transaction_refund(
+        transaction_id=refunded.pk, amount=Money("10.00", bulgarian.currency), actor=person
+    )
+    voided = goods("4", "30.00", "Order 1004: cancelled by the customer")
+    tx.transaction_authorize(transaction_id=voided.pk, payment_method=_card(visa))
+    tx.transaction_void(transaction_id=voided.pk, actor=person)
+    declined = goods("5", "99.00", "Order 1005: card declined")
+    tx.transaction_authorize(
+        transaction_id=declined.pk, payment_method=_card("4000000000000002"), off_session=True
+    )
+    topup = tx.transaction_create(
+        account=merchant,
+        platform=czech,
+        amount=Money("2000.00", czech.currency),
+        purpose="topup",
+        description="Credit top-up",
+        auto_capture=True,
+        idempotency_key="demo-6",
+    )
+    tx.transaction_authorize(transaction_id=topup.pk, payment_method=_card(visa))

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.forms.common import BusinessIdentifiersMixin, DecimalListField
 from accounts.models import (
@@ -300,5 +301,8 @@ class InvitationAdmin(admin.ModelAdmin):
             invitation.save(update_fields=["revoked_at"])
             count += 1
         self.message_user(
-            request, _("%(count)d invitations revoked.") % {"count": count}, messages.SUCCESS
+            request,
+            ngettext("%(count)d invitation revoked.", "%(count)d invitations revoked.", count)
+            % {"count": count},
+            messages.SUCCESS,
         )

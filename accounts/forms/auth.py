@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django_countries import countries
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -385,7 +386,11 @@ class TwoFactorLoginForm(PortalFormMixin, forms.Form):
         if locked_until is not None:
             seconds = max(1, int((locked_until - timezone.now()).total_seconds() + 0.999))
         return ValidationError(
-            _("Too many wrong codes. Wait %(seconds)s seconds and try again."),
+            ngettext(
+                "Too many wrong codes. Wait %(seconds)s second and try again.",
+                "Too many wrong codes. Wait %(seconds)s seconds and try again.",
+                seconds,
+            ),
             code="throttled",
             params={"seconds": seconds},
         )

@@ -66,7 +66,7 @@ class CompanyForm(PortalFormMixin, BusinessIdentifiersMixin, forms.Form):
         Account, "vat_id", help_text=_("EU VAT ID with the country prefix, e.g. CZ12345678.")
     )
     company_id = model_field(
-        Account, "company_id", help_text=_("The company registration number, e.g. an IČO.")
+        Account, "company_id", help_text=_("The company registration number, e.g. 12345678.")
     )
 
     @classmethod

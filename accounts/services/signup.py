@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Account, Membership, Platform, User
 from accounts.services.core import account_create, membership_create
@@ -87,9 +88,12 @@ class VerificationLinkExpired(VerificationLinkError):
 
     def __init__(self, *, email: str) -> None:
         super().__init__(
-            _(
+            ngettext(
+                "This confirmation link has expired: links are valid for %(days)s day. "
+                "We can send you a new one.",
                 "This confirmation link has expired: links are valid for %(days)s days. "
-                "We can send you a new one."
+                "We can send you a new one.",
+                settings.EMAIL_VERIFICATION_MAX_AGE_DAYS,
             )
             % {"days": settings.EMAIL_VERIFICATION_MAX_AGE_DAYS},
             extra={"email": email},

@@ -59,6 +59,15 @@ EU_COUNTRIES = frozenset(
 VAT_PREFIX = {"GR": "EL"}
 
 
+def _country_name(code: str) -> str:
+    """The country's name in the active language (VAT prefix EL is Greece)."""
+    from django_countries import countries
+
+    code = str(code).upper()
+    code = "GR" if code == "EL" else code
+    return str(countries.name(code)) or code
+
+
 def _reason(error: StdnumError) -> str:
     if isinstance(error, InvalidChecksum):
         return _("the check digit does not match; please check for a typo")
@@ -90,7 +99,7 @@ def normalize_vat_id(value: str, country: str) -> str:
         raise ValidationError(
             _("This VAT ID belongs to %(prefix)s, but the country is %(country)s."),
             code="vat_id_country",
-            params={"prefix": number[:2], "country": country},
+            params={"prefix": _country_name(number[:2]), "country": _country_name(country)},
         )
     return number
 
@@ -155,7 +164,7 @@ def normalize_company_id(value: str, country: str) -> str:
         raise ValidationError(
             _("This is not a valid company ID for %(country)s (%(reason)s)."),
             code="invalid_company_id",
-            params={"country": str(country).upper(), "reason": _reason(error)},
+            params={"country": _country_name(country), "reason": _reason(error)},
         ) from None
 
 

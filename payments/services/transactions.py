@@ -125,6 +125,13 @@ def _log(
     )
 
 
+def transaction_event_log(tx: Transaction, **fields: object) -> TransactionEvent:
+    """Write one system entry in a transaction's message log (for other payment services,
+    e.g. shipping). Fields as ``_log``: action, actor, message, old_state, new_state,
+    amount, gateway_code, kind."""
+    return _log(tx, **fields)  # type: ignore[arg-type]
+
+
 def transaction_note_add(*, transaction_id: int, author: User, text: str) -> TransactionEvent:
     """A person's note in the message log (merchant in the portal, staff in the admin)."""
     text = text.strip()

@@ -120,7 +120,7 @@ def test_company_edit_refuses_a_company_id_with_a_wrong_checksum(client_for, own
         COMPANY_EDIT, company_data(owner.account, vat_id="", company_id="25596642")
     )
 
-    assert "not a valid company ID for CZ" in field_error(html(response), "company_id")
+    assert "not a valid company ID for Czechia" in field_error(html(response), "company_id")
     assert Account.objects.filter(pk=owner.account_id).values().get() == before
 
 
@@ -129,7 +129,9 @@ def test_company_edit_refuses_a_vat_id_of_another_country(client_for, owner):
         COMPANY_EDIT, company_data(owner.account, vat_id="SK2020317068", company_id="")
     )
 
-    assert "belongs to SK, but the country is CZ" in field_error(html(response), "vat_id")
+    assert "belongs to Slovakia, but the country is Czechia" in field_error(
+        html(response), "vat_id"
+    )
 
 
 def test_accountant_sees_company_without_edit_button_and_cannot_edit(client_for, owner, member_of):
@@ -372,7 +374,7 @@ def test_billing_profile_refuses_wrong_vat_and_company_ids(client_for, owner):
 
     page = html(response)
     assert "check digit does not match" in field_error(page, "vat_id")
-    assert "not a valid company ID for CZ" in field_error(page, "company_id")
+    assert "not a valid company ID for Czechia" in field_error(page, "company_id")
     assert not BillingProfile.objects.exists()
 
 

@@ -178,7 +178,7 @@ def test_the_only_open_platform_is_preselected_and_closed_ones_are_not_offered(c
     ("overrides", "field", "message"),
     [
         ({"vat_id": "CZ27082441"}, "vat_id", "This is not a valid EU VAT ID"),
-        ({"company_id": "27082441"}, "company_id", "This is not a valid company ID for CZ"),
+        ({"company_id": "27082441"}, "company_id", "This is not a valid company ID for Czechia"),
         ({"terms": None}, "terms", "Accept the terms of service to create an account."),
         ({"password2": "something-else-entirely"}, "password2", "The two passwords differ."),
         ({"password1": "12345678", "password2": "12345678"}, "password1", "too common"),

@@ -43,7 +43,7 @@ def test_a_vat_id_of_another_country_is_refused():
     with pytest.raises(ValidationError) as error:
         normalize_vat_id("DE136695976", "CZ")
 
-    assert error.value.messages == ["This VAT ID belongs to DE, but the country is CZ."]
+    assert error.value.messages == ["This VAT ID belongs to Germany, but the country is Czechia."]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,8 @@ def test_invalid_company_ids_name_the_country(raw, country):
     with pytest.raises(ValidationError) as error:
         normalize_company_id(raw, country)
 
-    assert f"not a valid company ID for {country}" in error.value.messages[0]
+    names = {"CZ": "Czechia", "RO": "Romania", "ES": "Spain"}
+    assert f"not a valid company ID for {names[country]}" in error.value.messages[0]
 
 
 def ico_check_digit(first_seven: str) -> int:

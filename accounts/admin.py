@@ -155,7 +155,18 @@ class PlatformAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
                 )
             },
         ),
-        (_("Top-ups"), {"fields": ("topup_presets", "topup_minimum", "topup_maximum")}),
+        (
+            _("Top-ups"),
+            {
+                "fields": (
+                    "topup_presets",
+                    "topup_minimum",
+                    "topup_maximum",
+                    "recharge_threshold_days",
+                    "spend_average_days",
+                )
+            },
+        ),
         (
             _("Document series"),
             {"fields": ("proforma_prefix", "invoice_prefix", "credit_note_prefix")},

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from djmoney.models.fields import CurrencyField
-from moneyed import Money
+from djmoney.money import Money
 from timezone_field import TimeZoneField
 
 VARIABLE_SYMBOL_MAX = 9_999_999_999  # ten digits, as Czech and Slovak banks carry it
@@ -166,6 +166,14 @@ class Platform(PostalAddress):
     topup_maximum = models.DecimalField(
         _("top-up maximum"), max_digits=12, decimal_places=2, default=Decimal("10000.00")
     )
+    # Automatic recharge (seed 003): charge the saved card when the credit falls below
+    # this many days of the average daily spend, averaged over this many days.
+    recharge_threshold_days = models.PositiveSmallIntegerField(
+        _("recharge below days of spend"), default=5
+    )
+    spend_average_days = models.PositiveSmallIntegerField(
+        _("average spend over days"), default=30
+    )
     proforma_prefix = models.CharField(_("proforma invoice series prefix"), max_length=10)
     invoice_prefix = models.CharField(_("invoice series prefix"), max_length=10)
     credit_note_prefix = models.CharField(_("credit note series prefix"), max_length=10)
@@ -181,6 +189,11 @@ class Platform(PostalAddress):
                 condition=models.Q(topup_minimum__gt=0)
                 & models.Q(topup_maximum__gte=models.F("topup_minimum")),
                 name="platform_topup_limits_ordered",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recharge_threshold_days__gte=1)
+                & models.Q(spend_average_days__gte=1),
+                name="platform_recharge_days_positive",
             ),
             models.CheckConstraint(
                 condition=~models.Q(proforma_prefix=models.F("invoice_prefix"))

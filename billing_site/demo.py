@@ -262,7 +262,7 @@ def _card(number: str) -> str:
 
 def _demo_payments(*, merchant: Account, owner: User, czech: Platform, bulgarian: Platform) -> None:
     """Card payments in every state for the merchant interface, once."""
-    from moneyed import Money
+    from djmoney.money import Money
 
     from payments.models import Transaction
     from payments.services import transactions as tx

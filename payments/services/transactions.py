@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from moneyed import Money
+from djmoney.money import Money
 
 from accounts.models import Account, Platform, Shop, User
 from payments.exceptions import (

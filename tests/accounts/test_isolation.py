@@ -48,7 +48,7 @@ def _open_invitation(other: Account) -> int:
 
 
 def _other_transaction(other: Account):
-    from moneyed import Money
+    from djmoney.money import Money
 
     from payments.services.transactions import transaction_create
 

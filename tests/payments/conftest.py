@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.utils import timezone
-from moneyed import Money
+from djmoney.money import Money
 
 from payments.gateways import sandbox
 from payments.services import transactions as tx_services

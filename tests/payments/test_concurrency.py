@@ -62,7 +62,7 @@ def test_twenty_concurrent_captures_and_voids_have_exactly_one_winner(authorized
 
 
 def test_concurrent_partial_refunds_never_exceed_what_was_captured(authorized_tx):
-    from moneyed import Money
+    from djmoney.money import Money
 
     tx = authorized_tx("100.00")
     tx_services.transaction_capture(transaction_id=tx.pk)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.db.utils import DatabaseError
-from moneyed import Money
+from djmoney.money import Money
 
 from payments.exceptions import InvalidAmount, InvalidTransition
 from payments.models import SandboxCharge, State, Transaction, TransactionEvent

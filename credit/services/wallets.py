@@ -188,7 +188,7 @@ def auto_recharge_charge(*, recharge_id: int) -> AutoRecharge:
 
     with transaction.atomic():
         recharge = (
-            AutoRecharge.objects.select_for_update()
+            AutoRecharge.objects.select_for_update(of=("self",))
             .select_related("wallet__account", "wallet__platform", "wallet__auto_recharge_card")
             .get(pk=recharge_id)
         )

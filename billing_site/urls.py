@@ -13,4 +13,5 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("me/", include("accounts.urls_me")),
     path("payments/", include("payments.urls")),
+    path("credit/", include("credit.urls")),
 ]

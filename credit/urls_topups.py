@@ -1,0 +1,3 @@
+"""Credit URLs: topups (see credit/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Credit URLs: wallet (see credit/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Portal views of credit: wallets, history, accounting, top-ups, settings."""

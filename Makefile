@@ -28,12 +28,12 @@ help:
 
 $(STAMP):
 	@if [ -z "$(PYTHON)" ]; then echo "billing_site: Python 3.11 or newer is required; install it and re-run make" >&2; exit 1; fi
-	@echo "==> Creating $(VENV) with $(PYTHON) and installing dependencies"
-	@rm -rf $(VENV)
-	@$(PYTHON) -m venv $(VENV) || { echo "billing_site: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
+	@echo "==> Installing dependencies into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "billing_site: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	@$(BIN)/python -m pip check
+	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 install: $(STAMP)

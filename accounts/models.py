@@ -171,9 +171,7 @@ class Platform(PostalAddress):
     recharge_threshold_days = models.PositiveSmallIntegerField(
         _("recharge below days of spend"), default=5
     )
-    spend_average_days = models.PositiveSmallIntegerField(
-        _("average spend over days"), default=30
-    )
+    spend_average_days = models.PositiveSmallIntegerField(_("average spend over days"), default=30)
     proforma_prefix = models.CharField(_("proforma invoice series prefix"), max_length=10)
     invoice_prefix = models.CharField(_("invoice series prefix"), max_length=10)
     credit_note_prefix = models.CharField(_("credit note series prefix"), max_length=10)

@@ -21,6 +21,10 @@ def beat_schedule(*, heartbeat_seconds: float) -> dict[str, dict]:
             "task": "payments.tasks.reconcile_transactions",
             "schedule": timedelta(minutes=5),
         },
+        "payments-capture-delivered-shipments": {
+            "task": "payments.tasks.capture_delivered_shipments",
+            "schedule": timedelta(minutes=5),
+        },
         "credit-verify-ledger": {
             "task": "credit.tasks.verify_ledger",
             "schedule": timedelta(hours=6),

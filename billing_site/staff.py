@@ -29,6 +29,12 @@ STAFF_GROUPS: dict[str, list[str]] = {
         "qsessions.delete_session",
         "axes.view_*",
         "axes.delete_accessattempt",
+        "payments.view_transaction",
+        "payments.view_transactionevent",
+        "payments.add_transactionevent",
+        "payments.view_shipment",
+        "payments.view_savedcard",
+        "payments.view_deliverynotification",
     ],
     # Money and documents: sees accounts, corrects billing details.
     FINANCE: [
@@ -36,6 +42,9 @@ STAFF_GROUPS: dict[str, list[str]] = {
         "accounts.change_account",
         "accounts.change_billingprofile",
         "auditlog.view_logentry",
+        "payments.view_*",
+        "payments.add_transactionevent",
+        "payments.change_transaction",
     ],
     # Runs the platform: everything in our apps, staff users, schedules, devices.
     ADMINISTRATOR: [

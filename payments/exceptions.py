@@ -35,3 +35,15 @@ class PaymentDeclined(PaymentError):
 
 class CardBrandNotAccepted(PaymentError):
     code = "card_brand_not_accepted"
+
+
+class TrackingNumberTaken(PaymentError):
+    """Another shipment already has this carrier and tracking number."""
+
+    code = "tracking_number_taken"
+
+
+class NotificationRejected(PaymentError):
+    """A delivery notification that is not signed right, too old, or malformed (HTTP 400)."""
+
+    code = "notification_rejected"

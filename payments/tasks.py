@@ -17,3 +17,11 @@ def expire_authorizations() -> int:
 def reconcile_transactions() -> int:
     """Settle operations whose gateway answer never arrived; fail abandoned payments."""
     return len(transactions.transactions_reconcile_stuck())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def capture_delivered_shipments() -> int:
+    """Capture delivered shipments whose capture never ran (a crash after the delivery commit)."""
+    from payments.services import shipping
+
+    return len(shipping.shipments_capture_delivered())

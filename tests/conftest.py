@@ -64,6 +64,7 @@ def production_env(service_env: dict[str, str]) -> dict[str, str]:
         "ALLOWED_HOSTS": "billing.example.com",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         "CSRF_TRUSTED_ORIGINS": "https://billing.example.com",
+        "DELIVERY_WEBHOOK_SECRET": "courier-shared-secret-for-tests",
     }
 
 

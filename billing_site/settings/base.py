@@ -255,6 +255,12 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# Seconds before a Stripe request counts as unanswered (its outcome is then reconciled),
+# and how often the library retries a failed request (with the same idempotency key).
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Shared secret couriers sign delivery notifications with (docs/delivery-notifications.md).
+DELIVERY_WEBHOOK_SECRET = env.str("DELIVERY_WEBHOOK_SECRET", default="")
 # How long a card authorization holds before it expires (and is voided).
 PAYMENTS_AUTHORIZATION_DAYS = 7
 # An operation whose gateway call gave no answer is checked with the gateway after this.

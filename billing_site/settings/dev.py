@@ -21,3 +21,5 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+# Lets the delivery-notification endpoint work locally (docs/delivery-notifications.md).
+DELIVERY_WEBHOOK_SECRET = env.str("DELIVERY_WEBHOOK_SECRET", default="dev-delivery-secret")

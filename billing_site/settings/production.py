@@ -27,6 +27,12 @@ if not ALLOWED_HOSTS:
 if not env.str("EMAIL_URL", default=""):
     raise fail("EMAIL_URL must be set in production, e.g. smtp+tls://user:password@smtp.host:587")
 
+if not DELIVERY_WEBHOOK_SECRET:  # noqa: F405
+    raise fail(
+        "DELIVERY_WEBHOOK_SECRET must be set in production: the shared secret that signs "
+        "courier delivery notifications (docs/delivery-notifications.md)"
+    )
+
 CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE  # noqa: F405
 

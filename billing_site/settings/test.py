@@ -24,3 +24,4 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "test-media")  # noqa: F405
+DELIVERY_WEBHOOK_SECRET = env.str("DELIVERY_WEBHOOK_SECRET", default="test-delivery-secret")

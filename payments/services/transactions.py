@@ -347,7 +347,10 @@ def _apply(
     they can try another card; without the customer it fails the payment.
     """
     now = timezone.now()
-    if response.reference and not tx.gateway_reference:
+    # A retried authorization (another card after a decline) is a new charge at the gateway.
+    if response.reference and (
+        not tx.gateway_reference or operation in (Operation.AUTHORIZE, Operation.PURCHASE)
+    ):
         tx.gateway_reference = response.reference
     if response.card is not None:
         tx.card_brand = response.card.brand
@@ -747,6 +750,7 @@ def _took_effect(tx: Transaction, operation: str, truth: GatewayResponse) -> Gat
                 code="reconciled",
                 message=_("Found captured at the gateway"),
                 amount=truth.captured_total,
+                card=truth.card,
             )
         return None
     if operation == Operation.CAPTURE and status == "captured":

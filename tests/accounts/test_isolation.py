@@ -71,8 +71,9 @@ OBJECT_IN_OTHER_ACCOUNT: dict[str, Callable[[Account], object]] = {
 }
 
 # URL arguments that are not object ids: capability links whose secret is the
-# authorisation (the e-mailed token), checked by their own tests.
-NOT_OBJECT_IDS = {"token", "uidb64"}
+# authorisation (the e-mailed token), checked by their own tests; and the period of a
+# monthly statement (`year`, `month`), which is always the current account's.
+NOT_OBJECT_IDS = {"token", "uidb64", "year", "month"}
 
 # The staff interface is not account-scoped; staff permissions guard it.
 STAFF_NAMESPACES = {"admin"}

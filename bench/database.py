@@ -18,7 +18,9 @@ from psycopg import sql
 
 from billing_site.devtools.paths import BASE_DIR
 
-BENCH_DATABASE = "billing_bench"
+# Per process, so that two runs on one server (the suite's harness check and a
+# developer's `make bench`) never drop each other's database.
+BENCH_DATABASE = f"billing_bench_{os.getpid()}"
 # Every PostgreSQL server has it; CREATE/DROP DATABASE cannot run inside the target.
 MAINTENANCE_DATABASE = "postgres"
 SETTINGS_MODULE = "billing_site.settings.test"

@@ -25,6 +25,10 @@ def beat_schedule(*, heartbeat_seconds: float) -> dict[str, dict]:
             "task": "payments.tasks.capture_delivered_shipments",
             "schedule": timedelta(minutes=5),
         },
+        "credit-allocate-pending-lots": {
+            "task": "credit.tasks.allocate_pending_lots",
+            "schedule": timedelta(minutes=1),
+        },
         "credit-verify-ledger": {
             "task": "credit.tasks.verify_ledger",
             "schedule": timedelta(hours=6),

@@ -228,12 +228,13 @@ class Transfer(models.Model):
 # Legs of a transfer sum to zero, checked when the database transaction commits
 # (a deferred constraint trigger, so a transfer's entries can be inserted one by one).
 _BALANCED = """
-    IF (SELECT COALESCE(SUM(amount), 0) FROM credit_entry WHERE transfer_id = NEW.transfer_id) <> 0
-    THEN
+    SELECT COALESCE(SUM(amount), 0), COUNT(*) INTO total, legs
+        FROM credit_entry WHERE transfer_id = NEW.transfer_id;
+    IF total <> 0 THEN
         RAISE EXCEPTION 'credit: the entries of transfer % do not sum to zero', NEW.transfer_id
             USING ERRCODE = 'check_violation';
     END IF;
-    IF (SELECT COUNT(*) FROM credit_entry WHERE transfer_id = NEW.transfer_id) < 2 THEN
+    IF legs < 2 THEN
         RAISE EXCEPTION 'credit: transfer % has fewer than two entries', NEW.transfer_id
             USING ERRCODE = 'check_violation';
     END IF;
@@ -258,6 +259,7 @@ _SAME_CURRENCY = """
         operation=pgtrigger.Insert,
         when=pgtrigger.After,
         timing=pgtrigger.Deferred,
+        declare=[("total", "numeric"), ("legs", "integer")],
         func=_BALANCED,
     ),
     pgtrigger.Trigger(
@@ -366,6 +368,31 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} of debit {self.debit_id} from lot {self.lot_id or '-'}"
+
+
+class PendingAllocation(models.Model):
+    """A debit whose lots are not allocated yet (a work queue, emptied within moments).
+
+    The debit itself writes only this row; the allocation to lots (first in,
+    first out) runs right after the debit commits, in a short transaction of its
+    own, so that the wallet row is not locked while lots are updated: on a busy
+    wallet one allocation serves many debits at once. Refunds, credits and the
+    periodic sweep (credit.tasks.allocate_pending_lots) drain the queue first.
+    """
+
+    transfer = models.OneToOneField(
+        Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        verbose_name = _("debit waiting for lot allocation")
+        verbose_name_plural = _("debits waiting for lot allocation")
+        indexes = [models.Index(fields=["wallet"], name="pending_allocation_wallet")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of transfer {self.transfer_id}"
 
 
 class AutoRecharge(models.Model):

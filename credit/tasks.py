@@ -26,3 +26,11 @@ def verify_ledger() -> int:
     for problem in problems:
         logger.error("ledger check: %s", problem)
     return len(problems)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def allocate_pending_lots() -> int:
+    """Allocate debits still waiting for their lots (normally done right after each debit)."""
+    from credit.services.ledger import lots_allocate_all_pending
+
+    return lots_allocate_all_pending()

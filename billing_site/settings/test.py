@@ -13,6 +13,15 @@ os.environ.setdefault("CELERY_QUEUE", "billing-test")
 from .base import *  # noqa: E402, F403
 from .base import env  # noqa: E402
 
+# A test database of this run's own: test runs side by side (two checkouts, a
+# developer and an agent) never create or drop each other's database.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": env.str(
+        "TEST_DATABASE_NAME",
+        default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}",  # noqa: F405
+    )
+}
+
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="test-only-insecure-key")
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]

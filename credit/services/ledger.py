@@ -24,9 +24,9 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -44,6 +44,7 @@ from credit.models import (
     Entry,
     LedgerAccount,
     Lot,
+    PendingAllocation,
     Transfer,
     Wallet,
 )
@@ -240,18 +241,38 @@ def _idempotent(key: str, fingerprint: str, post):  # type: ignore[no-untyped-de
 # --- Lots (first in, first out) -------------------------------------------------------
 
 
-def _draw_from_lots(*, wallet: Wallet, debit: Transfer, amount: Decimal) -> None:
-    """Allocate a debit to the oldest open lots; what no lot covers is an overdraft."""
-    left = amount
-    for lot in Lot.objects.filter(wallet=wallet, remaining__gt=0).order_by("created_at", "id"):
-        take = min(lot.remaining, left)
-        lot.remaining -= take
-        lot.save(update_fields=["remaining"])
-        Allocation.objects.create(transfer=debit, debit=debit, lot=lot, amount=take)
-        left -= take
-        if left == 0:
-            return
-    Allocation.objects.create(transfer=debit, debit=debit, lot=None, amount=left)
+def _allocate(wallet_id: int, *, wait: bool) -> int:
+    """Allocate the wallet's waiting debits to its lots (credit_allocate(), first in, first
+    out), holding the wallet's lot lock until the surrounding transaction ends.
+
+    Returns how many debits were allocated, or -1 when ``wait`` is false and another
+    transaction holds the lock (it will find this wallet's waiting debits itself).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credit_allocate(%s, %s, %s)", [wallet_id, wait, timezone.now()])
+        return cursor.fetchone()[0]
+
+
+def lots_allocate_pending(*, wallet_id: int) -> int:
+    """After a debit's commit: allocate the wallet's waiting debits, unless another
+    process is doing it right now (then nothing is waited for).
+
+    One statement, its own transaction. A debit that committed while another
+    process held the lot lock is allocated by the next debit, credit or refund on
+    that wallet, or within a minute by the periodic sweep
+    (credit.tasks.allocate_pending_lots); readers that need exact lots (refunds,
+    credits, documents) drain the queue first.
+    """
+    return _allocate(wallet_id, wait=False)
+
+
+def lots_allocate_all_pending() -> int:
+    """The safety net (a periodic task): allocate every waiting debit of every wallet."""
+    count = 0
+    for wallet_id in PendingAllocation.objects.values_list("wallet_id", flat=True).distinct():
+        with transaction.atomic():
+            count += max(_allocate(wallet_id, wait=True), 0)
+    return count
 
 
 def _open_lot(*, wallet: Wallet, transfer: Transfer, source: str, amount: Decimal) -> Lot:
@@ -325,6 +346,8 @@ def wallet_credit(
 
     def post() -> Transfer:
         locked = _lock(wallet.pk)
+        # Debits waiting for their lots come first: they are older than this lot.
+        _allocate(locked.pk, wait=True)
         counter = ledger_system_account(platform=locked.platform, kind=counter_kind)
         transfer = _post(
             wallet=locked,
@@ -341,8 +364,7 @@ def wallet_credit(
         _after_change(locked)
         return transfer
 
-    with transaction.atomic():
-        transfer, _created = _idempotent(idempotency_key, fingerprint, post)
+    transfer, _created = _idempotent(idempotency_key, fingerprint, post)
     return transfer
 
 
@@ -371,6 +393,13 @@ def wallet_debit(
     Refuses (InsufficientCredit, nothing written) when the balance plus the
     overdraft limit does not cover the amount. Records the shop and what it
     paid for. After commit: the low-balance warning and the automatic recharge.
+
+    Everything after the input checks is one database call, ``credit_debit()``
+    (credit/migrations/0002_debit_function.py): the idempotency check, the wallet
+    row lock, the funds check, the transfer and both entries, the balance, the
+    lot allocations, the low-balance flag and the automatic-recharge decision.
+    Outside a transaction that call is its own transaction, so the wallet stays
+    locked for one round trip; inside one it runs in a savepoint.
     """
     value = amount_check(amount, wallet=wallet)
     if shop is not None and (
@@ -387,40 +416,114 @@ def wallet_debit(
         shop=shop.pk if shop else None,
         pays=(pays.type_id, pays.object_id),
     )
+    counter_kind = (
+        LedgerAccount.Kind.ADJUSTMENTS if kind == Kind.ADJUSTMENT else LedgerAccount.Kind.REVENUE
+    )
 
-    def post() -> Transfer:
-        locked = _lock(wallet.pk)
-        if locked.balance - value < -locked.overdraft_limit:
+    now = timezone.now()
+    arguments = [
+        wallet.pk,
+        value,
+        kind,
+        counter_kind,
+        idempotency_key,
+        fingerprint,
+        memo[:300],
+        shop.pk if shop else None,
+        pays.type_id,
+        pays.object_id,
+        created_by.pk if created_by else None,
+        now,
+    ]
+    try:
+        if connection.in_atomic_block:
+            # Inside the caller's transaction: a savepoint, so a refusal leaves it usable.
+            with transaction.atomic():
+                row = _call_debit(arguments)
+        else:
+            # On its own the call is its own transaction: the wallet's lock lasts one round trip.
+            row = _call_debit(arguments)
+    except IntegrityError as error:
+        # The same key at the same moment from another process: it committed first.
+        if "idempotency_key" not in str(error):
+            raise
+        return _replayed(idempotency_key, fingerprint) or _raise(error)
+    except DatabaseError as error:
+        state = _sqlstate(error)
+        if state == INSUFFICIENT_CREDIT:
+            available = wallet.money(Decimal(_detail(error) or "0"))
             raise InsufficientCredit(
                 _("Insufficient credit: %(amount)s is needed, %(available)s is available.")
-                % {"amount": locked.money(value), "available": locked.available},
-                extra={"needed": str(value), "available": str(locked.available.amount)},
-            )
-        counter_kind = (
-            LedgerAccount.Kind.ADJUSTMENTS
-            if kind == Kind.ADJUSTMENT
-            else LedgerAccount.Kind.REVENUE
-        )
-        counter = ledger_system_account(platform=locked.platform, kind=counter_kind)
-        transfer = _post(
-            wallet=locked,
-            counter=counter,
-            kind=kind,
-            change=-value,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            memo=memo,
-            shop=shop,
-            pays=pays,
-            created_by=created_by,
-        )
-        _draw_from_lots(wallet=locked, debit=transfer, amount=value)
-        _after_change(locked, debit=transfer)
-        return transfer
+                % {"amount": wallet.money(value), "available": available},
+                extra={"needed": str(value), "available": str(available.amount)},
+            ) from None
+        if state == KEY_CONFLICT:
+            raise IdempotencyConflict(
+                _("The idempotency key %(key)s was already used for a different movement.")
+                % {"key": idempotency_key}
+            ) from None
+        raise
+    transfer_id, replayed, _balance, warn_low_balance, recharge_id = row
+    if replayed:
+        return Transfer.objects.get(pk=transfer_id)
+    if connection.in_atomic_block:
+        # In the caller's transaction: allocate now (the lot lock lasts until its commit).
+        _allocate(wallet.pk, wait=True)
+    else:
+        # The debit has committed; allocate in a short transaction of its own.
+        lots_allocate_pending(wallet_id=wallet.pk)
+    if warn_low_balance:
+        from credit.services.wallets import low_balance_warning_send
 
-    with transaction.atomic():
-        transfer, _created = _idempotent(idempotency_key, fingerprint, post)
+        transaction.on_commit(lambda: low_balance_warning_send(wallet.pk))
+    if recharge_id is not None:
+        from credit.tasks import auto_recharge_charge
+
+        transaction.on_commit(lambda: auto_recharge_charge.delay(recharge_id))
+    transfer = Transfer(
+        id=transfer_id,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        amount=value,
+        currency=wallet.currency,
+        memo=memo[:300],
+        wallet=wallet,
+        shop=shop,
+        pays_for_type_id=pays.type_id,
+        pays_for_id=pays.object_id,
+        created_by=created_by,
+        created_at=now,
+    )
+    transfer._state.adding = False
+    transfer._state.db = connection.alias
     return transfer
+
+
+def _call_debit(arguments: list) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM credit_debit(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            arguments,
+        )
+        return cursor.fetchone()
+
+
+def _raise(error: Exception):  # type: ignore[no-untyped-def]
+    raise error
+
+
+INSUFFICIENT_CREDIT = "LE001"
+KEY_CONFLICT = "LE004"
+
+
+def _sqlstate(error: DatabaseError) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
+
+
+def _detail(error: DatabaseError) -> str | None:
+    diagnostic = getattr(error.__cause__, "diag", None)
+    return getattr(diagnostic, "message_detail", None)
 
 
 def wallet_refund(
@@ -467,8 +570,7 @@ def wallet_refund(
         _after_change(locked)
         return transfer
 
-    with transaction.atomic():
-        transfer, _created = _idempotent(idempotency_key, fingerprint, post)
+    transfer, _created = _idempotent(idempotency_key, fingerprint, post)
     return transfer
 
 
@@ -598,4 +700,5 @@ def average_daily_spend(*, wallet: Wallet, days: int, now=None) -> Decimal:  # t
         .values_list("kind", "total")
     )
     spent = rows.get(Kind.DEBIT, Decimal(0)) - rows.get(Kind.REFUND, Decimal(0))
-    return (max(spent, Decimal(0)) / days).quantize(CENT)
+    # Half away from zero, as PostgreSQL's round() in credit_debit() does.
+    return (max(spent, Decimal(0)) / days).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -33,7 +33,7 @@ def low_balance_update(wallet: Wallet) -> None:
         wallet.low_balance_warned = True
         wallet.save(update_fields=["low_balance_warned"])
         wallet_id = wallet.pk
-        transaction.on_commit(lambda: _low_balance_email(wallet_id))
+        transaction.on_commit(lambda: low_balance_warning_send(wallet_id))
     elif not below and wallet.low_balance_warned:
         wallet.low_balance_warned = False
         wallet.save(update_fields=["low_balance_warned"])
@@ -52,7 +52,8 @@ def _recipients(wallet: Wallet) -> tuple[list[str], str]:
     return sorted(emails), account.language
 
 
-def _low_balance_email(wallet_id: int) -> None:
+def low_balance_warning_send(wallet_id: int) -> None:
+    """E-mail the low-balance warning (after the commit that set the flag)."""
     from billing_site.mail import email_send_on_commit
 
     wallet = Wallet.objects.select_related("account", "platform").get(pk=wallet_id)

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from credit.exceptions import InsufficientCredit, RefundTooLarge
-from credit.models import Entry, Transfer, Wallet
+from credit.models import Entry, Lot, PendingAllocation, Transfer, Wallet
 from credit.services import ledger
 from tests.credit.conftest import eur
 
@@ -132,3 +132,9 @@ def test_the_bank_eight_threads_five_hundred_random_operations_on_ten_wallets(ma
     for row in Entry.objects.values("currency").annotate(total=Sum("amount")):
         assert row["total"] == 0
     assert ledger.ledger_mismatches() == []
+    # Every debit found its lots: none waits, and with no overdraft what is left in the
+    # lots is exactly the balance.
+    assert not PendingAllocation.objects.exists()
+    for wallet in Wallet.objects.filter(pk__in=[w.pk for w in wallets]):
+        left = Lot.objects.filter(wallet=wallet).aggregate(total=Sum("remaining"))["total"]
+        assert (left or Decimal(0)) == wallet.balance

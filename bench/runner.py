@@ -83,6 +83,8 @@ def setup_django(database_url: str, env: dict[str, str]) -> None:
     # Never share cache keys or a queue with `make run` or the tests on the same Redis.
     os.environ.setdefault("CACHE_KEY_PREFIX", "billing-bench")
     os.environ.setdefault("CELERY_QUEUE", "billing-bench")
+    # Tasks go through the broker as in production (recharge_reaction measures that).
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     import django
 
     django.setup()

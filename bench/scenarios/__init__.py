@@ -15,7 +15,13 @@ from typing import Any
 # Every scenario, in report order. A scenario's name is its module's name, so that
 # `--only` can be checked before any server starts, and so that scenario modules (which
 # may import models) are imported only once Django is set up.
-NAMES: tuple[str, ...] = ("select_one", "wallet_debit_2", "wallet_debit_8", "hot_wallet_8")
+NAMES: tuple[str, ...] = (
+    "select_one",
+    "wallet_debit_2",
+    "wallet_debit_8",
+    "hot_wallet_8",
+    "recharge_reaction",
+)
 
 
 @dataclass

@@ -35,6 +35,10 @@ STAFF_GROUPS: dict[str, list[str]] = {
         "payments.view_shipment",
         "payments.view_savedcard",
         "payments.view_deliverynotification",
+        "credit.view_wallet",
+        "credit.view_transfer",
+        "credit.view_topup",
+        "credit.view_statementline",
     ],
     # Money and documents: sees accounts, corrects billing details.
     FINANCE: [
@@ -45,6 +49,11 @@ STAFF_GROUPS: dict[str, list[str]] = {
         "payments.view_*",
         "payments.add_transactionevent",
         "payments.change_transaction",
+        "credit.view_*",
+        "credit.change_wallet",
+        "credit.change_topup",
+        "credit.add_bankstatement",
+        "credit.change_statementline",
     ],
     # Runs the platform: everything in our apps, staff users, schedules, devices.
     ADMINISTRATOR: [

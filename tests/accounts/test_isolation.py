@@ -59,6 +59,21 @@ def _other_transaction(other: Account):
     ).public_id
 
 
+def _other_topup(other: Account) -> int:
+    from djmoney.money import Money
+
+    from credit.services.ledger import wallet_for
+    from credit.services.topups import topup_transfer_start
+
+    platform = RegistrationFactory(account=other).platform
+    return topup_transfer_start(
+        wallet=wallet_for(account=other, platform=platform),
+        amount=Money(platform.topup_minimum, platform.currency),
+        terms_accepted=True,
+        created_by=None,
+    ).pk
+
+
 # How to make, for each kind of object id a URL can take, one that belongs to another account.
 OBJECT_IN_OTHER_ACCOUNT: dict[str, Callable[[Account], object]] = {
     "membership_id": lambda other: MembershipFactory(account=other).pk,
@@ -68,12 +83,15 @@ OBJECT_IN_OTHER_ACCOUNT: dict[str, Callable[[Account], object]] = {
     "registration_id": lambda other: RegistrationFactory(account=other).pk,
     "session_key": _other_session_key,
     "transaction_id": _other_transaction,
+    "topup_id": _other_topup,
 }
 
 # URL arguments that are not object ids: capability links whose secret is the
 # authorisation (the e-mailed token), checked by their own tests; and the period of a
-# monthly statement (`year`, `month`), which is always the current account's.
-NOT_OBJECT_IDS = {"token", "uidb64", "year", "month"}
+# monthly statement (`year`, `month`), which is always the current account's; and a
+# platform's code (`platform_code`): credit pages look the wallet up for the current
+# account on that platform, so it names no object of another account.
+NOT_OBJECT_IDS = {"token", "uidb64", "year", "month", "platform_code"}
 
 # The staff interface is not account-scoped; staff permissions guard it.
 STAFF_NAMESPACES = {"admin"}

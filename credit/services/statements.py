@@ -1,0 +1,449 @@
+"""Bank statement import and the review of its unmatched payments.
+
+Importing runs in two steps, so that no lock is held while payments settle:
+
+1. *record*: the whole file is read and checked first (a bad file raises
+   StatementError and writes nothing). Then, in one database transaction under
+   a per-platform lock (imports of one platform run one at a time), the
+   statement and every payment not seen before are inserted; a payment that
+   matches a pending top-up (credit.statements.matching) is inserted MATCHED
+   and linked to it, which reserves the top-up; the rest UNMATCHED, for review.
+   BankStatement is unique per (platform, statement id) and StatementLine per
+   (platform, bank reference): a payment is recorded once, ever.
+2. *settle*, line by line after that commit: each matched or staff-assigned line
+   whose top-up is still pending has its bank-transfer payment marked received
+   (payments.services.transactions.transaction_transfer_received), whose
+   captured state credits the top-up once (credit.handlers → topup_credit, keyed
+   by the top-up). topup_credit is also called here directly: it is idempotent,
+   and it finishes the crediting when a crash fell between the payment's
+   capture and the handler.
+
+A crash between the steps leaves lines MATCHED (or ASSIGNED) with a pending
+top-up; every later import of the platform (the same file again, or any other)
+settles them first, so re-importing an interrupted statement finishes it and
+credits nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import IO
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from djmoney.money import Money
+
+from accounts.models import Account, Platform, User
+from credit.exceptions import StatementError
+from credit.models import BankStatement, StatementLine, TopUp
+from credit.services.ledger import wallet_for
+from credit.services.topups import topup_credit
+from credit.statements import MAX_FILE_BYTES, ParsedStatement, statement_check, statement_parse
+from credit.statements.matching import accounts_on_platform, pending_topups, topup_match
+from payments.exceptions import InvalidTransition, OperationInProgress
+from payments.models import Gateway, Purpose
+from payments.models import State as PaymentState
+from payments.services.transactions import (
+    Actor,
+    transaction_create,
+    transaction_transfer_received,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = StatementLine.Status
+SETTLING = (Status.MATCHED, Status.ASSIGNED)
+
+
+@dataclass
+class StatementImportResult:
+    statement: BankStatement
+    # The statement had been imported before: nothing of it was recorded again.
+    already_imported: bool
+    matched: int = 0  # payments credited automatically
+    waiting: int = 0  # payments left for review
+    duplicates: int = 0  # payments recorded before (same bank reference)
+    ignored: int = 0  # debits, pending and reversed bookings
+    # Earlier matched or assigned payments whose crediting was finished now.
+    resumed: int = 0
+    new_line_ids: list[int] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        """One paragraph for the admin page and the management command."""
+        if self.already_imported:
+            text = _(
+                "Statement %(statement)s was already imported on %(when)s: nothing new was "
+                "recorded and nothing was credited again."
+            ) % {
+                "statement": self.statement.statement_id,
+                "when": timezone.localtime(self.statement.imported_at).strftime("%Y-%m-%d %H:%M"),
+            }
+            parts = [text]
+            if self.new_line_ids:
+                parts.append(self._counts())
+        else:
+            parts = [
+                _("Statement %(statement)s imported.") % {"statement": self.statement.statement_id},
+                self._counts(),
+            ]
+        if self.resumed:
+            parts.append(
+                ngettext(
+                    "%(count)d payment matched earlier was credited now (its import had been "
+                    "interrupted).",
+                    "%(count)d payments matched earlier were credited now (their import had "
+                    "been interrupted).",
+                    self.resumed,
+                )
+                % {"count": self.resumed}
+            )
+        return " ".join(parts)
+
+    def _counts(self) -> str:
+        return _(
+            "Credited automatically: %(matched)d. Waiting for review: %(waiting)d. "
+            "Skipped as already imported: %(duplicates)d. Debits and unbooked entries "
+            "ignored: %(ignored)d."
+        ) % {
+            "matched": self.matched,
+            "waiting": self.waiting,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+        }
+
+
+def _read(file: IO[bytes] | bytes) -> bytes:
+    if isinstance(file, bytes):
+        return file
+    data = file.read(MAX_FILE_BYTES + 1)
+    return data.encode() if isinstance(data, str) else data
+
+
+def statement_import(
+    *,
+    platform: Platform,
+    file: IO[bytes] | bytes,
+    filename: str,
+    staff: User | None,
+) -> StatementImportResult:
+    """Import a bank statement for ``platform``: record its incoming payments once, credit
+    those that match a pending top-up, leave the others for review.
+
+    Raises StatementError (nothing written) for a malformed file, another bank account
+    than the platform's, or another currency. Importing the same statement again records
+    nothing new and credits nothing twice (``already_imported``); it finishes crediting
+    any payment an interrupted import left half-done.
+    """
+    parsed = statement_parse(_read(file), filename=filename)
+    statement_check(parsed, iban=platform.iban, currency=str(platform.currency), name=platform.name)
+    actor = Actor(user=staff) if staff else Actor.task("statement_import")
+
+    # Finish what an interrupted import left first, so its lines are not counted as new.
+    resumed = statement_lines_settle(platform=platform, actor=actor)
+    statement, created, new_line_ids, duplicates = _record(parsed, platform=platform, staff=staff)
+    for line_id in new_line_ids:
+        _line_settle(line_id=line_id, actor=actor)
+
+    statuses = list(
+        StatementLine.objects.filter(pk__in=new_line_ids).values_list("status", flat=True)
+    )
+    return StatementImportResult(
+        statement=statement,
+        already_imported=not created,
+        matched=statuses.count(Status.MATCHED),
+        waiting=statuses.count(Status.UNMATCHED),
+        duplicates=duplicates,
+        ignored=parsed.ignored,
+        resumed=len(resumed),
+        new_line_ids=new_line_ids,
+    )
+
+
+def _record(
+    parsed: ParsedStatement, *, platform: Platform, staff: User | None
+) -> tuple[BankStatement, bool, list[int], int]:
+    with transaction.atomic():
+        # One import per platform at a time: two files with the same payment, or two
+        # payments for the same top-up, are matched one after the other. (NO KEY: rows
+        # referring to the platform can still be inserted meanwhile.)
+        Platform.objects.select_for_update(no_key=True).only("pk").get(pk=platform.pk)
+        statement, created = BankStatement.objects.get_or_create(
+            platform=platform,
+            statement_id=parsed.statement_id,
+            defaults={
+                "format": parsed.format,
+                "file_sha256": parsed.file_sha256,
+                "iban": parsed.iban,
+                "currency": parsed.currency or str(platform.currency),
+                "period_from": parsed.period_from,
+                "period_to": parsed.period_to,
+                "imported_by": staff,
+            },
+        )
+        known = set(
+            StatementLine.objects.filter(
+                platform=platform,
+                bank_reference__in=[line.bank_reference for line in parsed.lines],
+            ).values_list("bank_reference", flat=True)
+        )
+        new_line_ids = []
+        duplicates = 0
+        for line in parsed.lines:
+            if line.bank_reference in known:
+                duplicates += 1
+                continue
+            topup = topup_match(
+                platform=platform, variable_symbol=line.variable_symbol, amount=line.amount
+            )
+            recorded = StatementLine.objects.create(
+                statement=statement,
+                platform=platform,
+                bank_reference=line.bank_reference,
+                booked_on=line.booked_on,
+                amount=line.amount,
+                currency=line.currency,
+                variable_symbol=line.variable_symbol,
+                counterparty=line.counterparty,
+                counterparty_account=line.counterparty_account,
+                message=line.message,
+                status=Status.MATCHED if topup else Status.UNMATCHED,
+                topup=topup,
+            )
+            known.add(line.bank_reference)
+            new_line_ids.append(recorded.pk)
+        if created:
+            _audit(
+                statement,
+                actor=staff,
+                changes={
+                    "imported": [None, parsed.format],
+                    "payments": [None, str(len(new_line_ids))],
+                    "skipped_as_duplicates": [None, str(duplicates)],
+                },
+            )
+    return statement, created, new_line_ids, duplicates
+
+
+# --- Settling: the payment received, the top-up credited ------------------------------------
+
+
+def statement_lines_settle(*, platform: Platform, actor: Actor) -> list[int]:
+    """Finish every matched or assigned line of the platform whose top-up is not paid yet
+    (left so by an interrupted import or review): credit it, or, when its top-up can no
+    longer be paid, send it back to review. Returns the lines credited now."""
+    waiting = (
+        StatementLine.objects.filter(platform=platform, status__in=SETTLING, topup__isnull=False)
+        .exclude(topup__state=TopUp.State.PAID)
+        .order_by("pk")
+    )
+    return [
+        line_id
+        for line_id in waiting.values_list("pk", flat=True)
+        if _line_settle(line_id=line_id, actor=actor)
+    ]
+
+
+def _line_settle(*, line_id: int, actor: Actor) -> bool:
+    """Mark the line's top-up payment received and credit the top-up; True when credited now.
+
+    Runs outside any lock of ours: transaction_transfer_received takes and releases its
+    own. A top-up that can no longer be paid (cancelled, its payment failed) sends the
+    line back to review.
+    """
+    line = StatementLine.objects.select_related("topup__payment").get(pk=line_id)
+    topup = line.topup
+    if line.status not in SETTLING or topup is None or topup.state == TopUp.State.PAID:
+        return False
+    if topup.state != TopUp.State.PENDING:
+        _line_back_to_review(
+            line_id,
+            note=_("The top-up was %(state)s before the payment was credited.")
+            % {"state": topup.get_state_display().lower()},
+        )
+        return False
+    if topup.payment_id is not None:
+        try:
+            transaction_transfer_received(
+                transaction_id=topup.payment_id, actor=actor, reference=line.bank_reference
+            )
+        except OperationInProgress:
+            logger.warning("statement line %s: payment %s busy", line_id, topup.payment_id)
+            return False
+        except InvalidTransition:
+            pass  # already received (an interrupted run), or no longer payable: see below
+        topup.payment.refresh_from_db(fields=["state"])
+        if topup.payment.state != PaymentState.CAPTURED:
+            _line_back_to_review(
+                line_id,
+                note=_("The top-up's payment is %(state)s; it cannot be settled by this transfer.")
+                % {"state": topup.payment.get_state_display().lower()},
+            )
+            return False
+    topup_credit(topup_id=topup.pk)
+    return True
+
+
+def _line_back_to_review(line_id: int, *, note: str) -> None:
+    with transaction.atomic():
+        line = StatementLine.objects.select_for_update().get(pk=line_id)
+        if line.status not in SETTLING:
+            return
+        before = line.status
+        line.status = Status.UNMATCHED
+        line.topup = None
+        line.reviewed_by = None
+        line.reviewed_at = None
+        line.review_note = note[:300]
+        line.save(update_fields=["status", "topup", "reviewed_by", "reviewed_at", "review_note"])
+        _audit(line, actor=None, changes={"status": [before, line.status], "note": [None, note]})
+
+
+# --- Review by staff ----------------------------------------------------------------------
+
+
+def statement_line_assign(
+    *,
+    line_id: int,
+    account: Account,
+    staff: User,
+    topup_id: int | None = None,
+    note: str = "",
+) -> StatementLine:
+    """Staff say whose payment a waiting line is, and it is credited once.
+
+    With ``topup_id``: that pending bank-transfer top-up of the account, of the same
+    amount, is paid by this line. Without: a new bank-transfer top-up of the line's
+    amount (and its payment) is created for the account and paid by this line. The
+    review (who, when, note) is recorded on the line and in the audit log.
+    """
+    with transaction.atomic():
+        line = StatementLine.objects.select_for_update().select_related("platform").get(pk=line_id)
+        if line.status != Status.UNMATCHED:
+            raise StatementError(
+                _("This payment is no longer waiting for review (it is %(status)s).")
+                % {"status": line.get_status_display().lower()}
+            )
+        platform = line.platform
+        if not accounts_on_platform(platform=platform).filter(pk=account.pk).exists():
+            raise StatementError(
+                _("%(account)s is not registered on %(platform)s.")
+                % {"account": account.name, "platform": platform.name},
+                extra={"field": "account"},
+            )
+        if topup_id is not None:
+            topup = _topup_for_assignment(line, account=account, topup_id=topup_id)
+        else:
+            topup = _topup_create(line, account=account, staff=staff)
+        line.status = Status.ASSIGNED
+        line.topup = topup
+        line.reviewed_by = staff
+        line.reviewed_at = timezone.now()
+        line.review_note = note.strip()[:300]
+        line.save(update_fields=["status", "topup", "reviewed_by", "reviewed_at", "review_note"])
+        _audit(
+            line,
+            actor=staff,
+            changes={
+                "status": [Status.UNMATCHED, Status.ASSIGNED],
+                "account": [None, f"{account.name} (VS {account.variable_symbol})"],
+                "topup": [None, f"{topup.pk}: {topup}"],
+                "note": [None, line.review_note],
+            },
+        )
+    _line_settle(line_id=line.pk, actor=Actor(user=staff))
+    line.refresh_from_db()
+    return line
+
+
+def _topup_for_assignment(line: StatementLine, *, account: Account, topup_id: int) -> TopUp:
+    candidates = pending_topups(platform=line.platform, account=account, amount=line.amount)
+    topup = candidates.select_for_update(of=("self",)).filter(pk=topup_id).first()
+    if topup is None:
+        raise StatementError(
+            _(
+                "That top-up is not a pending bank-transfer top-up of %(amount)s by %(account)s "
+                "(it may have been paid or assigned meanwhile)."
+            )
+            % {"amount": Money(line.amount, line.currency), "account": account.name},
+            extra={"field": "choice"},
+        )
+    return topup
+
+
+def _topup_create(line: StatementLine, *, account: Account, staff: User) -> TopUp:
+    """A bank-transfer top-up for a payment that arrived without one (and its payment)."""
+    wallet = wallet_for(account=account, platform=line.platform)
+    topup = TopUp.objects.create(
+        wallet=wallet,
+        amount=line.amount,
+        currency=line.currency,
+        method=TopUp.Method.TRANSFER,
+        # Nobody accepted terms for money that simply arrived; the field records when the
+        # top-up was agreed, here by staff.
+        terms_accepted_at=timezone.now(),
+        created_by=staff,
+    )
+    payment = transaction_create(
+        account=account,
+        platform=line.platform,
+        amount=Money(line.amount, line.currency),
+        purpose=Purpose.TOPUP,
+        gateway=Gateway.BANK_TRANSFER,
+        description=_("Bank transfer %(reference)s") % {"reference": line.bank_reference[:60]},
+        pays_for=topup,
+        created_by=staff,
+        idempotency_key=f"statement-line-{line.pk}",
+    )
+    topup.payment = payment
+    topup.save(update_fields=["payment"])
+    return topup
+
+
+def statement_line_reject(*, line_id: int, staff: User, note: str) -> StatementLine:
+    """Staff decide a waiting payment is not credit (sent back, not ours): no money moves.
+    The reason is required and goes with the reviewer to the line and the audit log."""
+    note = note.strip()
+    if not note:
+        raise StatementError(
+            _("Say why the payment is rejected (e.g. returned to the sender)."),
+            extra={"field": "note"},
+        )
+    with transaction.atomic():
+        line = StatementLine.objects.select_for_update().get(pk=line_id)
+        if line.status != Status.UNMATCHED:
+            raise StatementError(
+                _("This payment is no longer waiting for review (it is %(status)s).")
+                % {"status": line.get_status_display().lower()}
+            )
+        line.status = Status.REJECTED
+        line.reviewed_by = staff
+        line.reviewed_at = timezone.now()
+        line.review_note = note[:300]
+        line.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_note"])
+        _audit(
+            line,
+            actor=staff,
+            changes={
+                "status": [Status.UNMATCHED, Status.REJECTED],
+                "note": [None, line.review_note],
+            },
+        )
+    return line
+
+
+def _audit(instance: BankStatement | StatementLine, *, actor: User | None, changes: dict) -> None:
+    from auditlog.models import LogEntry
+
+    LogEntry.objects.log_create(
+        instance,
+        action=LogEntry.Action.CREATE
+        if isinstance(instance, BankStatement)
+        else LogEntry.Action.UPDATE,
+        changes=changes,
+        actor=actor,
+        force_log=True,
+    )

@@ -240,6 +240,14 @@ def load() -> list[DemoLogin]:
         )
         account_services.membership_create(user=ana, account=person, role=Membership.Role.OWNER)
     _demo_payments(merchant=merchant, owner=owner, czech=czech, bulgarian=bulgarian)
+    _demo_credit(
+        merchant=merchant,
+        owner=owner,
+        second=Account.objects.get(memberships__user=ana),
+        czech=czech,
+        bulgarian=bulgarian,
+        spanish=spanish,
+    )
     return [
         STAFF_LOGIN,
         SUPPORT_LOGIN,
@@ -318,3 +326,128 @@ def _demo_payments(*, merchant: Account, owner: User, czech: Platform, bulgarian
         idempotency_key="demo-6",
     )
     tx.transaction_authorize(transaction_id=topup.pk, payment_method=_card(visa))
+
+
+def _at(days_ago: float):
+    """Book demo history in the past (time-machine is a development tool; without it,
+    everything is booked now)."""
+    import contextlib
+    from datetime import timedelta
+
+    try:
+        import time_machine
+    except ImportError:
+        return contextlib.nullcontext()
+    return time_machine.travel(timezone.now() - timedelta(days=days_ago), tick=False)
+
+
+def _demo_credit(
+    *,
+    merchant: Account,
+    owner: User,
+    second: Account,
+    czech: Platform,
+    bulgarian: Platform,
+    spanish: Platform,
+) -> None:
+    """Credit with two months of history on the merchant's wallets, once."""
+    import random
+    from decimal import Decimal
+
+    from djmoney.money import Money
+
+    from credit.models import Transfer, Wallet
+    from credit.services import ledger
+    from credit.services.topups import topup_transfer_start
+    from payments.models import SavedCard
+
+    if Transfer.objects.filter(idempotency_key__startswith="demo-credit-").exists():
+        return
+    rng = random.Random(2026)  # noqa: S311 - demo numbers, not security
+    for platform, unit, topups in (
+        (czech, Decimal("1"), ("6000.00", "4000.00")),
+        (bulgarian, Decimal("0.04"), ("250.00", "150.00")),
+    ):
+        wallet = ledger.wallet_for(account=merchant, platform=platform)
+        shop = Shop.objects.get(registration__account=merchant, registration__platform=platform)
+        with _at(60):
+            ledger.wallet_credit(
+                wallet=wallet,
+                amount=Money(topups[0], wallet.currency),
+                kind=Transfer.Kind.TOPUP_CARD,
+                idempotency_key=f"demo-credit-{platform.code}-t1",
+                memo="Top-up by card",
+            )
+        with _at(25):
+            ledger.wallet_credit(
+                wallet=wallet,
+                amount=Money(topups[1], wallet.currency),
+                kind=Transfer.Kind.TOPUP_TRANSFER,
+                idempotency_key=f"demo-credit-{platform.code}-t2",
+                memo="Top-up by bank transfer",
+            )
+        for day in range(58, 0, -1):
+            if rng.random() < 0.35:
+                continue
+            amount = (Decimal(rng.randint(40, 140)) * unit).quantize(Decimal("0.01"))
+            with _at(day - rng.random() * 0.5):
+                ledger.wallet_debit(
+                    wallet=wallet,
+                    amount=Money(amount, wallet.currency),
+                    idempotency_key=f"demo-credit-{platform.code}-d{day}",
+                    memo=rng.choice(
+                        [
+                            "Hosting renewal",
+                            "Domain renewal",
+                            "Ad campaign",
+                            "SSL certificate",
+                            "Extra storage",
+                        ]
+                    ),
+                    shop=shop if rng.random() < 0.8 else None,
+                )
+        refunded = Transfer.objects.filter(wallet=wallet, kind=Transfer.Kind.DEBIT).last()
+        ledger.wallet_refund(
+            debit=refunded,
+            amount=Money(refunded.amount / 2, wallet.currency),
+            idempotency_key=f"demo-credit-{platform.code}-r1",
+            memo="Partly refunded",
+        )
+    czech_wallet = ledger.wallet_for(account=merchant, platform=czech)
+    Wallet.objects.filter(pk=czech_wallet.pk).update(
+        low_balance_limit=Decimal("8000.00"), pay_from_credit=True
+    )
+    # Automatic recharge on the EUR wallet, with a saved sandbox card.
+    bulgarian_wallet = ledger.wallet_for(account=merchant, platform=bulgarian)
+    today = timezone.localdate()
+    card = SavedCard.objects.create(
+        account=merchant,
+        platform=bulgarian,
+        gateway="sandbox",
+        token=_card("4242424242424242"),
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=today.year + 3,
+    )
+    Wallet.objects.filter(pk=bulgarian_wallet.pk).update(
+        auto_recharge_enabled=True,
+        auto_recharge_amount=Decimal("100.00"),
+        auto_recharge_card=card,
+    )
+    # The second customer: some credit, paying from it, and a transfer still on its way.
+    spanish_wallet = ledger.wallet_for(account=second, platform=spanish)
+    ledger.wallet_credit(
+        wallet=spanish_wallet,
+        amount=Money("150.00", "EUR"),
+        kind=Transfer.Kind.TOPUP_CARD,
+        idempotency_key="demo-credit-es-t1",
+        memo="Top-up by card",
+    )
+    Wallet.objects.filter(pk=spanish_wallet.pk).update(pay_from_credit=True)
+    topup_transfer_start(
+        wallet=spanish_wallet,
+        amount=Money("100.00", "EUR"),
+        terms_accepted=True,
+        created_by=None,
+    )

@@ -1,0 +1,329 @@
+"""The customer's wallet pages: every wallet at a glance, one wallet with its balance,
+days of credit left, low-balance banner and spend chart; who may see them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from defusedxml import ElementTree
+from django.urls import reverse
+from django.utils import timezone
+
+from credit.models import Transfer, Wallet
+from credit.services import ledger
+from tests.credit.conftest import eur, key
+from tests.factories import PlatformFactory, RegistrationFactory, ShopFactory
+
+pytestmark = pytest.mark.django_db
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def shop_of(wallet: Wallet, name: str):
+    registration = wallet.account.registrations.get(platform=wallet.platform)
+    return ShopFactory(registration=registration, name=name)
+
+
+def signed_in(client_for, member_of, wallet: Wallet, role: str = "owner"):
+    return client_for(member_of(wallet.account, role).user)
+
+
+def page_text(response) -> str:
+    return " ".join(response.content.decode().split())
+
+
+def wallet_url(wallet: Wallet, name: str = "credit:wallet") -> str:
+    return reverse(name, kwargs={"platform_code": wallet.platform.code})
+
+
+# --- The list of wallets ------------------------------------------------------------------
+
+
+def test_the_wallets_page_shows_one_wallet_per_platform_and_creates_missing_ones(
+    client_for, member_of, make_wallet
+):
+    wallet = make_wallet("120.00")
+    other_platform = PlatformFactory(currency="CZK", name="Czech Platform")
+    RegistrationFactory(account=wallet.account, platform=other_platform)
+    client = signed_in(client_for, member_of, wallet)
+
+    response = client.get(reverse("credit:wallets"))
+
+    assert response.status_code == 200
+    text = page_text(response)
+    assert wallet.platform.name in text
+    assert "Czech Platform" in text
+    assert "€120.00" in text
+    # The Czech wallet did not exist before the visit: it is created, empty, in CZK.
+    czech = Wallet.objects.get(account=wallet.account, platform=other_platform)
+    assert czech.currency == "CZK"
+    assert czech.balance == 0
+    assert reverse("credit:wallet", kwargs={"platform_code": other_platform.code}) in text
+
+
+def test_the_wallets_page_does_not_show_another_accounts_wallet(client_for, member_of, make_wallet):
+    mine = make_wallet("10.00")
+    theirs = make_wallet("999.00")  # another account on the same platform
+    client = signed_in(client_for, member_of, mine)
+
+    text = page_text(client.get(reverse("credit:wallets")))
+
+    assert "€10.00" in text
+    assert "€999.00" not in text
+    assert theirs.account.name not in text
+
+
+def test_the_wallets_page_marks_a_wallet_below_its_low_balance_limit(
+    client_for, member_of, make_wallet
+):
+    wallet = make_wallet("30.00")
+    Wallet.objects.filter(pk=wallet.pk).update(low_balance_limit=Decimal("50.00"))
+    client = signed_in(client_for, member_of, wallet)
+
+    text = page_text(client.get(reverse("credit:wallets")))
+
+    assert "Low balance" in text
+
+
+# --- One wallet ----------------------------------------------------------------------------
+
+
+def test_the_wallet_page_shows_the_balance_and_the_overdraft(client_for, member_of, make_wallet):
+    wallet = make_wallet("40.00")
+    Wallet.objects.filter(pk=wallet.pk).update(overdraft_limit=Decimal("25.00"))
+    client = signed_in(client_for, member_of, wallet)
+
+    text = page_text(client.get(wallet_url(wallet)))
+
+    assert "€40.00" in text
+    assert "€65.00 available with your overdraft" in text
+
+
+def test_a_platform_the_account_is_not_registered_on_is_not_found(
+    client_for, member_of, make_wallet
+):
+    mine = make_wallet("10.00")
+    elsewhere = PlatformFactory(currency="EUR")
+    stranger = RegistrationFactory(platform=elsewhere).account
+    ledger.wallet_for(account=stranger, platform=elsewhere)
+    client = signed_in(client_for, member_of, mine)
+
+    for name in ("credit:wallet", "credit:history", "credit:accounting", "credit:settings"):
+        url = reverse(name, kwargs={"platform_code": elsewhere.code})
+        assert client.get(url).status_code == 404, name
+    assert client.get(reverse("credit:wallet", kwargs={"platform_code": "nope"})).status_code == 404
+    # Visiting did not give the account a wallet on a platform it is not registered on.
+    assert not Wallet.objects.filter(account=mine.account, platform=elsewhere).exists()
+
+
+def test_days_of_credit_left_follow_the_average_daily_spend(client_for, member_of, make_wallet):
+    wallet = make_wallet("400.00")
+    now = timezone.now()
+    for day in range(30, 0, -1):  # 10.00 a day for the last 30 days: 100.00 left
+        with time_machine.travel(now - timedelta(days=day) + timedelta(hours=1)):
+            ledger.wallet_debit(wallet=wallet, amount=eur("10.00"), idempotency_key=key("day"))
+    user = member_of(wallet.account, "owner").user
+
+    text = page_text(client_for(user).get(wallet_url(wallet)))
+
+    assert "€100.00" in text
+    assert "10 days" in text
+    assert "At €10.00 a day, your average over the last 30 days." in text
+
+    # Spending older than the platform's 30 days no longer counts.
+    with time_machine.travel(now + timedelta(days=31)):
+        text = page_text(client_for(user).get(wallet_url(wallet)))
+    assert "Nothing was spent in the last 30 days." in text
+
+
+def test_days_of_credit_left_is_a_dash_when_nothing_was_spent(client_for, member_of, make_wallet):
+    wallet = make_wallet("50.00")
+    client = signed_in(client_for, member_of, wallet)
+
+    response = client.get(wallet_url(wallet))
+
+    text = page_text(response)
+    assert "Days of credit left" in text
+    assert '<span aria-hidden="true">—</span>' in response.content.decode()
+    assert "Nothing was spent in the last 30 days." in text
+
+
+def test_the_low_balance_banner_shows_below_the_customers_limit_only(
+    client_for, member_of, make_wallet
+):
+    wallet = make_wallet("60.00")
+    client = signed_in(client_for, member_of, wallet)
+    Wallet.objects.filter(pk=wallet.pk).update(low_balance_limit=Decimal("50.00"))
+    assert "Low credit" not in page_text(client.get(wallet_url(wallet)))
+
+    ledger.wallet_debit(wallet=wallet, amount=eur("15.00"), idempotency_key=key())
+
+    text = page_text(client.get(wallet_url(wallet)))
+    assert "Low credit" in text
+    assert "your credit on" in text
+    assert "is €45.00, below the limit of €50.00 you set" in text
+
+    # A limit of zero switches the warning off.
+    Wallet.objects.filter(pk=wallet.pk).update(low_balance_limit=Decimal("0"))
+    assert "Low credit" not in page_text(client.get(wallet_url(wallet)))
+
+
+def test_the_spend_chart_is_an_svg_with_stacked_bars_on_the_days_spent(
+    client_for, member_of, make_wallet
+):
+    wallet = make_wallet("1000.00")
+    north, south = shop_of(wallet, "North Shop"), shop_of(wallet, "South Shop")
+    now = timezone.now()
+    with time_machine.travel(now - timedelta(days=3)):
+        three_days_ago = timezone.localdate(timezone.now(), wallet.platform.time_zone)
+        ledger.wallet_debit(wallet=wallet, amount=eur("30.00"), shop=north, idempotency_key=key())
+        ledger.wallet_debit(wallet=wallet, amount=eur("12.50"), shop=south, idempotency_key=key())
+    with time_machine.travel(now - timedelta(days=1)):
+        yesterday = timezone.localdate(timezone.now(), wallet.platform.time_zone)
+        debit = ledger.wallet_debit(
+            wallet=wallet, amount=eur("20.00"), shop=north, idempotency_key=key()
+        )
+        ledger.wallet_refund(debit=debit, amount=eur("5.00"), idempotency_key=key())
+    with time_machine.travel(now - timedelta(days=120)):  # outside the 90 days
+        ledger.wallet_debit(wallet=wallet, amount=eur("99.00"), shop=south, idempotency_key=key())
+    client = signed_in(client_for, member_of, wallet)
+
+    response = client.get(wallet_url(wallet))
+
+    html = response.content.decode()
+    svg_markup = html[html.index("<svg") : html.index("</svg>") + len("</svg>")]
+    svg = ElementTree.fromstring(svg_markup)  # well-formed XML
+    assert svg.get("role") == "img"
+    assert svg.find(f"{SVG}title").text == "Spend per day by shop, last 90 days"
+    assert "€57.50 was spent" in svg.find(f"{SVG}desc").text
+    bars = {
+        (rect.get("data-day"), rect.get("data-series")): Decimal(rect.get("data-amount"))
+        for rect in svg.iter(f"{SVG}rect")
+    }
+    assert bars == {
+        (three_days_ago.isoformat(), f"shop-{north.pk}"): Decimal("30.00"),
+        (three_days_ago.isoformat(), f"shop-{south.pk}"): Decimal("12.50"),
+        (yesterday.isoformat(), f"shop-{north.pk}"): Decimal("15.00"),  # 20.00 less 5.00 refunded
+    }
+    # Each bar says what it is, for a pointer hover or a screen reader.
+    titles = [rect.find(f"{SVG}title").text for rect in svg.iter(f"{SVG}rect")]
+    assert any("North Shop: €30.00" in title for title in titles)
+
+    text = page_text(response)
+    # The text summary and the same numbers as a table.
+    assert "In the last 90 days €57.50 was spent from this credit, on 2 of those days." in text
+    assert "Show the numbers as a table" in text
+    assert "North Shop (€45.00)" in text
+    assert "South Shop (€12.50)" in text
+
+
+def test_the_wallet_page_says_so_when_nothing_was_spent(client_for, member_of, make_wallet):
+    wallet = make_wallet("10.00")
+    client = signed_in(client_for, member_of, wallet)
+
+    response = client.get(wallet_url(wallet))
+
+    assert "<svg" not in response.content.decode().split("<main", 1)[1].split("spend-heading")[1]
+    assert "Nothing was spent from this credit in the last 90 days." in page_text(response)
+
+
+def test_the_wallet_page_reads_a_fixed_number_of_queries(
+    client_for, member_of, make_wallet, django_assert_max_num_queries
+):
+    wallet = make_wallet("5000.00")
+    shops = [shop_of(wallet, f"Shop {n}") for n in range(3)]
+    now = timezone.now()
+    for day in range(60):
+        with time_machine.travel(now - timedelta(days=day)):
+            ledger.wallet_debit(
+                wallet=wallet, amount=eur("3.00"), shop=shops[day % 3], idempotency_key=key()
+            )
+    client = signed_in(client_for, member_of, wallet)
+    client.get(wallet_url(wallet))
+
+    # Session, user, membership, platform, wallet, average spend, chart, navigation.
+    with django_assert_max_num_queries(12):
+        response = client.get(wallet_url(wallet))
+    assert response.status_code == 200
+
+
+# --- Who may see what ----------------------------------------------------------------------
+
+PAGES = ["credit:wallet", "credit:history", "credit:accounting"]
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "billing", "accountant", "technical"])
+def test_who_sees_the_credit_pages(client_for, member_of, make_wallet, role):
+    wallet = make_wallet("10.00")
+    client = signed_in(client_for, member_of, wallet, role)
+    sees_money = role != "technical"
+    moves_money = role in ("owner", "admin", "billing")
+
+    assert client.get(reverse("credit:wallets")).status_code == (200 if sees_money else 403)
+    for name in PAGES:
+        assert client.get(wallet_url(wallet, name)).status_code == (200 if sees_money else 403)
+    for name in ("credit:history_csv", "credit:accounting_csv"):
+        assert client.get(wallet_url(wallet, name)).status_code == (200 if sees_money else 403)
+    assert client.get(wallet_url(wallet, "credit:settings")).status_code == (
+        200 if moves_money else 403
+    )
+    if sees_money:
+        # Links to what the role cannot do are not offered.
+        html = client.get(wallet_url(wallet)).content.decode()
+        assert (wallet_url(wallet, "credit:settings") in html) == moves_money
+
+
+def test_an_anonymous_visitor_is_sent_to_log_in(client, make_wallet):
+    wallet = make_wallet()
+
+    response = client.get(wallet_url(wallet))
+
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_credit_pages_show_amounts_with_their_currency(client_for, member_of, make_wallet):
+    wallet = make_wallet("10.00")
+    ledger.wallet_credit(
+        wallet=wallet,
+        amount=eur("2.50"),
+        kind=Transfer.Kind.PROMOTION,
+        idempotency_key=key(),
+        memo="Welcome bonus",
+    )
+    client = signed_in(client_for, member_of, wallet)
+
+    text = page_text(client.get(wallet_url(wallet, "credit:history")))
+
+    assert "+€2.50" in text
+    assert "€12.50" in text
+
+
+def test_the_home_page_banner_lists_the_accounts_wallets_below_their_limit(make_wallet, rf):
+    """credit.selectors.low_balances and the banner template the home page can include."""
+    from django.template.loader import render_to_string
+
+    from credit.selectors import low_balances
+
+    low = make_wallet("30.00")
+    Wallet.objects.filter(pk=low.pk).update(low_balance_limit=Decimal("50.00"))
+    elsewhere = PlatformFactory(currency="EUR", name="Other Platform")
+    RegistrationFactory(account=low.account, platform=elsewhere)
+    ledger.wallet_for(account=low.account, platform=elsewhere)  # empty, warnings off
+    stranger = make_wallet("1.00")
+    Wallet.objects.filter(pk=stranger.pk).update(low_balance_limit=Decimal("50.00"))
+
+    found = low_balances(account_id=low.account_id)
+
+    assert [item.platform for item in found] == [low.platform]
+    html = render_to_string(
+        "credit/wallet/_low_balance_banner.html",
+        {"low_balances": found, "portal": {"can": {}}},
+        request=rf.get("/"),
+    )
+    text = " ".join(html.split())
+    assert f"your credit on {low.platform.name} is €30.00, below the limit of €50.00" in text
+    assert "Other Platform" not in text

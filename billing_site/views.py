@@ -10,9 +10,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.permissions import Capability, role_can
 from accounts.selectors import current_membership, registrations_for_account
 from billing_site import heartbeat
 from billing_site.startup import check_broker, check_database
+from credit.selectors import low_balances
 
 
 @never_cache
@@ -61,4 +63,13 @@ def home(request: HttpRequest) -> HttpResponse:
     registrations = (
         registrations_for_account(account_id=membership.account_id) if membership else []
     )
-    return render(request, "home.html", {"membership": membership, "registrations": registrations})
+    lows = (
+        low_balances(account_id=membership.account_id)
+        if membership and role_can(membership.role, Capability.VIEW_MONEY)
+        else []
+    )
+    return render(
+        request,
+        "home.html",
+        {"membership": membership, "registrations": registrations, "low_balances": lows},
+    )

@@ -302,12 +302,10 @@ def test_credit_pages_show_amounts_with_their_currency(client_for, member_of, ma
     assert "€12.50" in text
 
 
-def test_the_home_page_banner_lists_the_accounts_wallets_below_their_limit(make_wallet, rf):
-    """credit.selectors.low_balances and the banner template the home page can include."""
-    from django.template.loader import render_to_string
-
-    from credit.selectors import low_balances
-
+@pytest.mark.parametrize(("role", "sees_banner"), [("billing", True), ("technical", False)])
+def test_the_home_page_warns_members_who_see_money_of_wallets_below_their_limit(
+    client_for, member_of, make_wallet, role, sees_banner
+):
     low = make_wallet("30.00")
     Wallet.objects.filter(pk=low.pk).update(low_balance_limit=Decimal("50.00"))
     elsewhere = PlatformFactory(currency="EUR", name="Other Platform")
@@ -315,15 +313,15 @@ def test_the_home_page_banner_lists_the_accounts_wallets_below_their_limit(make_
     ledger.wallet_for(account=low.account, platform=elsewhere)  # empty, warnings off
     stranger = make_wallet("1.00")
     Wallet.objects.filter(pk=stranger.pk).update(low_balance_limit=Decimal("50.00"))
+    client = signed_in(client_for, member_of, low, role)
 
-    found = low_balances(account_id=low.account_id)
+    response = client.get(reverse("home"))
 
-    assert [item.platform for item in found] == [low.platform]
-    html = render_to_string(
-        "credit/wallet/_low_balance_banner.html",
-        {"low_balances": found, "portal": {"can": {}}},
-        request=rf.get("/"),
-    )
-    text = " ".join(html.split())
-    assert f"your credit on {low.platform.name} is €30.00, below the limit of €50.00" in text
-    assert "Other Platform" not in text
+    assert response.status_code == 200
+    text = page_text(response)
+    banner = f"your credit on {low.platform.name} is €30.00, below the limit of €50.00"
+    assert (banner in text) is sees_banner
+    assert "is €1.00, below" not in text  # another account's wallet
+    assert "Other Platform is" not in text
+    # The navigation leads to the credit pages for those who may see money.
+    assert (f'href="{reverse("credit:wallets")}"' in response.content.decode()) is sees_banner

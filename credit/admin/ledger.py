@@ -343,7 +343,6 @@ class WalletAdmin(ReadOnlyAdmin):
         if request.method == "POST":
             form = OverdraftForm(request.POST, currency=wallet.currency)
             if form.is_valid():
-                before = wallet.overdraft_limit
                 try:
                     changed = overdraft_set(
                         wallet=wallet,
@@ -353,7 +352,6 @@ class WalletAdmin(ReadOnlyAdmin):
                 except CreditError as error:
                     form.add_error("limit", error.message)
                 else:
-                    _overdraft_audit(changed, before=before, staff=request.user)
                     self.message_user(
                         request,
                         gettext("The overdraft limit of %(account)s is now %(limit)s.")
@@ -394,19 +392,6 @@ class WalletAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Set overdraft…"), permissions=["move_credit"])
     def overdraft_action(self, request: HttpRequest, queryset: QuerySet[Wallet]):  # type: ignore[no-untyped-def]
         return self._one_wallet(request, queryset, "admin:credit_wallet_overdraft")
-
-
-def _overdraft_audit(wallet: Wallet, *, before: Decimal, staff) -> None:  # type: ignore[no-untyped-def]
-    # overdraft_set does not write the audit row itself (yet); staff's change is recorded here.
-    from auditlog.models import LogEntry
-
-    LogEntry.objects.log_create(
-        wallet,
-        action=LogEntry.Action.UPDATE,
-        changes={"overdraft_limit": [str(before), str(wallet.overdraft_limit)]},
-        actor=staff,
-        force_log=True,
-    )
 
 
 # --- Transfers and their entries ---------------------------------------------------------

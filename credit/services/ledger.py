@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from auditlog.models import LogEntry
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -643,8 +644,17 @@ def overdraft_set(*, wallet: Wallet, limit: Money, staff: User) -> Wallet:
                 _("The balance is %(balance)s; the overdraft cannot be smaller than that.")
                 % {"balance": locked.balance_money}
             )
+        before = locked.overdraft_limit
         locked.overdraft_limit = value
         locked.save(update_fields=["overdraft_limit"])
+        # Staff's decision goes into the audit log with the change, in the same transaction.
+        LogEntry.objects.log_create(
+            locked,
+            action=LogEntry.Action.UPDATE,
+            changes={"overdraft_limit": [str(before), str(value)]},
+            actor=staff,
+            force_log=True,
+        )
     return locked
 
 

@@ -68,6 +68,14 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"- **{row['name']}** ({row['rounds']} rounds): {row['description']}.{quick}")
         if row["notes"]:
             lines.append(f"  {row['notes']}")
+    for row in report["scenarios"]:
+        if row.get("details"):
+            lines += ["", f"## {row['name']}: details"]
+            for key, value in row["details"].items():
+                if "\n" in value:
+                    lines += ["", f"{key}:", "", "```", value, "```"]
+                else:
+                    lines += ["", f"{key}: {value}"]
     return "\n".join(lines) + "\n"
 
 

@@ -121,7 +121,7 @@ def measure(scenario: Scenario, ctx: Context, rounds: int) -> dict[str, Any]:
     ours_median = statistics.median(ours)
     baseline_median = statistics.median(baseline)
     ratio = scenario.ratio(ours_median, baseline_median)
-    return {
+    row = {
         "name": scenario.name,
         "unit": scenario.unit,
         "ours": ours_median,
@@ -139,6 +139,12 @@ def measure(scenario: Scenario, ctx: Context, rounds: int) -> dict[str, Any]:
         "description": scenario.description,
         "notes": scenario.notes,
     }
+    # Optional: what a scenario wants on record beside its numbers (plans, data checks),
+    # a dict of texts (one line or several) that latest.md prints below the table.
+    details = ctx.state.get("details")
+    if details:
+        row["details"] = {str(key): str(value) for key, value in details.items()}
+    return row
 
 
 def run(options: argparse.Namespace, database_url: str, env: dict[str, str]) -> dict[str, Any]:

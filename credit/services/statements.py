@@ -9,7 +9,10 @@ Importing runs in two steps, so that no lock is held while payments settle:
    matches a pending top-up (credit.statements.matching) is inserted MATCHED
    and linked to it, which reserves the top-up; the rest UNMATCHED, for review.
    BankStatement is unique per (platform, statement id) and StatementLine per
-   (platform, bank reference): a payment is recorded once, ever.
+   (platform, bank reference): a payment is recorded once, ever. This step is
+   a handful of queries whatever the statement's size: the known references,
+   the variable symbols and the candidate top-ups are each read at once, the
+   lines inserted in bulk.
 2. *settle*, line by line after that commit: each matched or staff-assigned line
    whose top-up is still pending has its bank-transfer payment marked received
    (payments.services.transactions.transaction_transfer_received), whose
@@ -27,7 +30,9 @@ credits nothing twice.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import IO
 
 from django.db import transaction
@@ -41,8 +46,14 @@ from credit.exceptions import StatementError
 from credit.models import BankStatement, StatementLine, TopUp
 from credit.services.ledger import wallet_for
 from credit.services.topups import topup_credit
-from credit.statements import MAX_FILE_BYTES, ParsedStatement, statement_check, statement_parse
-from credit.statements.matching import accounts_on_platform, pending_topups, topup_match
+from credit.statements import (
+    MAX_FILE_BYTES,
+    CreditLine,
+    ParsedStatement,
+    statement_check,
+    statement_parse,
+)
+from credit.statements.matching import accounts_on_platform, pending_topups
 from payments.exceptions import InvalidTransition, OperationInProgress
 from payments.models import Gateway, Purpose
 from payments.models import State as PaymentState
@@ -145,8 +156,7 @@ def statement_import(
     # Finish what an interrupted import left first, so its lines are not counted as new.
     resumed = statement_lines_settle(platform=platform, actor=actor)
     statement, created, new_line_ids, duplicates = _record(parsed, platform=platform, staff=staff)
-    for line_id in new_line_ids:
-        _line_settle(line_id=line_id, actor=actor)
+    _lines_settle(new_line_ids, actor=actor)
 
     statuses = list(
         StatementLine.objects.filter(pk__in=new_line_ids).values_list("status", flat=True)
@@ -184,37 +194,43 @@ def _record(
                 "imported_by": staff,
             },
         )
-        known = set(
-            StatementLine.objects.filter(
-                platform=platform,
-                bank_reference__in=[line.bank_reference for line in parsed.lines],
-            ).values_list("bank_reference", flat=True)
-        )
-        new_line_ids = []
+        known: set[str] = set()
+        for references in _chunks([line.bank_reference for line in parsed.lines]):
+            known.update(
+                StatementLine.objects.filter(
+                    platform=platform, bank_reference__in=references
+                ).values_list("bank_reference", flat=True)
+            )
+        new_lines = []
         duplicates = 0
         for line in parsed.lines:
             if line.bank_reference in known:
                 duplicates += 1
                 continue
-            topup = topup_match(
-                platform=platform, variable_symbol=line.variable_symbol, amount=line.amount
-            )
-            recorded = StatementLine.objects.create(
-                statement=statement,
-                platform=platform,
-                bank_reference=line.bank_reference,
-                booked_on=line.booked_on,
-                amount=line.amount,
-                currency=line.currency,
-                variable_symbol=line.variable_symbol,
-                counterparty=line.counterparty,
-                counterparty_account=line.counterparty_account,
-                message=line.message,
-                status=Status.MATCHED if topup else Status.UNMATCHED,
-                topup=topup,
-            )
             known.add(line.bank_reference)
-            new_line_ids.append(recorded.pk)
+            new_lines.append(line)
+        topups = _topups_match(platform=platform, lines=new_lines)
+        recorded = StatementLine.objects.bulk_create(
+            [
+                StatementLine(
+                    statement=statement,
+                    platform=platform,
+                    bank_reference=line.bank_reference,
+                    booked_on=line.booked_on,
+                    amount=line.amount,
+                    currency=line.currency,
+                    variable_symbol=line.variable_symbol,
+                    counterparty=line.counterparty,
+                    counterparty_account=line.counterparty_account,
+                    message=line.message,
+                    status=Status.MATCHED if topup_id else Status.UNMATCHED,
+                    topup_id=topup_id,
+                )
+                for line, topup_id in zip(new_lines, topups, strict=True)
+            ],
+            batch_size=CHUNK,
+        )
+        new_line_ids = [line.pk for line in recorded]
         if created:
             _audit(
                 statement,
@@ -226,6 +242,66 @@ def _record(
                 },
             )
     return statement, created, new_line_ids, duplicates
+
+
+# Rows per query when a statement's lines are read or written in bulk.
+CHUNK = 1000
+
+
+def _chunks(items: list, size: int = CHUNK) -> list[list]:  # type: ignore[type-arg]
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _topups_match(*, platform: Platform, lines: list[CreditLine]) -> list[int | None]:
+    """The pending top-up each payment pays for (its id, or None), in the order given, by
+    the rule of credit.statements.matching.topup_match applied to one payment after the
+    other: the account with the payment's variable symbol registered on the platform, and
+    its oldest pending bank-transfer top-up of exactly the amount that no statement line
+    has reserved (nor an earlier payment of this list). Two queries for the whole list.
+
+    The caller holds the transaction; the candidate top-ups are locked (FOR UPDATE), so a
+    concurrent review cannot assign one of them to another line meanwhile.
+    """
+    symbols = {int(line.variable_symbol) for line in lines if line.variable_symbol}
+    accounts: dict[str, int] = {}
+    for chunk in _chunks(sorted(symbols)):
+        accounts.update(
+            (str(symbol), account_id)
+            for symbol, account_id in accounts_on_platform(platform=platform)
+            .filter(variable_symbol__in=chunk)
+            .values_list("variable_symbol", "pk")
+        )
+    wanted = {
+        (accounts[line.variable_symbol], line.amount)
+        for line in lines
+        if line.variable_symbol in accounts
+    }
+    # Each account's candidates, oldest first, per amount.
+    waiting: dict[tuple[int, Decimal], deque[int]] = defaultdict(deque)
+    if wanted:
+        candidates = (
+            TopUp.objects.filter(
+                method=TopUp.Method.TRANSFER,
+                state=TopUp.State.PENDING,
+                wallet__platform=platform,
+                wallet__account_id__in={account for account, _amount in wanted},
+                amount__in={amount for _account, amount in wanted},
+                currency=str(platform.currency),
+            )
+            .exclude(pk__in=StatementLine.objects.filter(topup__isnull=False).values("topup_id"))
+            .order_by("created_at", "pk")
+            .select_for_update(of=("self",))
+            .values_list("pk", "wallet__account_id", "amount")
+        )
+        for topup_id, account_id, amount in candidates:
+            if (account_id, amount) in wanted:
+                waiting[(account_id, amount)].append(topup_id)
+    matched: list[int | None] = []
+    for line in lines:
+        account = accounts.get(line.variable_symbol)
+        queue = waiting.get((account, line.amount)) if account is not None else None
+        matched.append(queue.popleft() if queue else None)
+    return matched
 
 
 # --- Settling: the payment received, the top-up credited ------------------------------------
@@ -240,50 +316,80 @@ def statement_lines_settle(*, platform: Platform, actor: Actor) -> list[int]:
         .exclude(topup__state=TopUp.State.PAID)
         .order_by("pk")
     )
-    return [
-        line_id
-        for line_id in waiting.values_list("pk", flat=True)
-        if _line_settle(line_id=line_id, actor=actor)
-    ]
+    return _lines_settle(list(waiting.values_list("pk", flat=True)), actor=actor)
+
+
+# Lines read at once for settling: few enough that what is read is fresh when it is used.
+SETTLE_BATCH = 100
+
+
+def _lines_settle(line_ids: list[int], *, actor: Actor) -> list[int]:
+    """Settle the lines (in the order given) that are matched or assigned to a top-up;
+    returns those credited now. Each is settled on its own (``_settle``)."""
+    credited = []
+    for chunk in _chunks(line_ids, SETTLE_BATCH):
+        lines = {
+            line.pk: line
+            for line in StatementLine.objects.select_related("topup__payment").filter(
+                pk__in=chunk, status__in=SETTLING, topup__isnull=False
+            )
+        }
+        credited.extend(
+            line_id
+            for line_id in chunk
+            if line_id in lines and _settle(lines[line_id], actor=actor)
+        )
+    return credited
 
 
 def _line_settle(*, line_id: int, actor: Actor) -> bool:
+    line = StatementLine.objects.select_related("topup__payment").get(pk=line_id)
+    return _settle(line, actor=actor)
+
+
+def _settle(line: StatementLine, *, actor: Actor) -> bool:
     """Mark the line's top-up payment received and credit the top-up; True when credited now.
 
     Runs outside any lock of ours: transaction_transfer_received takes and releases its
     own. A top-up that can no longer be paid (cancelled, its payment failed) sends the
     line back to review.
     """
-    line = StatementLine.objects.select_related("topup__payment").get(pk=line_id)
     topup = line.topup
     if line.status not in SETTLING or topup is None or topup.state == TopUp.State.PAID:
         return False
     if topup.state != TopUp.State.PENDING:
         _line_back_to_review(
-            line_id,
+            line.pk,
             note=_("The top-up was %(state)s before the payment was credited.")
             % {"state": topup.get_state_display().lower()},
         )
         return False
     if topup.payment_id is not None:
+        payment = topup.payment
         try:
-            transaction_transfer_received(
+            # Returns the payment as it is now (captured, or as someone else left it).
+            payment.state = transaction_transfer_received(
                 transaction_id=topup.payment_id, actor=actor, reference=line.bank_reference
-            )
+            ).state
         except OperationInProgress:
-            logger.warning("statement line %s: payment %s busy", line_id, topup.payment_id)
+            logger.warning("statement line %s: payment %s busy", line.pk, topup.payment_id)
             return False
         except InvalidTransition:
-            pass  # already received (an interrupted run), or no longer payable: see below
-        topup.payment.refresh_from_db(fields=["state"])
-        if topup.payment.state != PaymentState.CAPTURED:
+            # Already received (an interrupted run), or no longer payable: see below.
+            payment.refresh_from_db(fields=["state"])
+        if payment.state != PaymentState.CAPTURED:
             _line_back_to_review(
-                line_id,
+                line.pk,
                 note=_("The top-up's payment is %(state)s; it cannot be settled by this transfer.")
-                % {"state": topup.payment.get_state_display().lower()},
+                % {"state": payment.get_state_display().lower()},
             )
             return False
-    topup_credit(topup_id=topup.pk)
+    # The captured payment's handler has credited the top-up when the capture committed
+    # (credit.handlers). Paid is final, so an unlocked look is enough to skip the locked
+    # call; topup_credit finishes it when the handler did not run (a crash in between, or
+    # on-commit work deferred by a surrounding transaction).
+    if not TopUp.objects.filter(pk=topup.pk, state=TopUp.State.PAID).exists():
+        topup_credit(topup_id=topup.pk)
     return True
 
 

@@ -50,7 +50,12 @@ def topup_credit(*, topup_id: int) -> TopUp:
 
     The first call also queues the confirmation e-mail (after commit)."""
     with transaction.atomic():
-        topup = TopUp.objects.select_for_update().select_related("wallet").get(pk=topup_id)
+        # The top-up and its wallet locked; the account and platform read for the e-mail.
+        topup = (
+            TopUp.objects.select_for_update(of=("self", "wallet"))
+            .select_related("wallet__account", "wallet__platform")
+            .get(pk=topup_id)
+        )
         if topup.state == TopUp.State.PAID:
             return topup
         kind = (
@@ -70,7 +75,8 @@ def topup_credit(*, topup_id: int) -> TopUp:
         topup.state = TopUp.State.PAID
         topup.paid_at = timezone.now()
         topup.save(update_fields=["transfer", "state", "paid_at"])
-        _credited_email(topup)
+        # The balance right after this credit (the wallet stays locked until the commit).
+        _credited_email(topup, balance=credited.wallet.balance)
     return topup
 
 
@@ -422,12 +428,13 @@ def topup_transfer_reject(*, topup_id: int, staff: User, note: str) -> TopUp:
 # --- E-mail -------------------------------------------------------------------------------
 
 
-def _credited_email(topup: TopUp) -> None:
+def _credited_email(topup: TopUp, *, balance: Decimal) -> None:
     """The confirmation to the account's contact address, in the account's language,
-    sent when the surrounding transaction commits."""
+    sent when the surrounding transaction commits. ``balance``: the wallet's after the
+    credit."""
     from billing_site.mail import email_send_on_commit
 
-    wallet = Wallet.objects.select_related("account", "platform").get(pk=topup.wallet_id)
+    wallet = topup.wallet
     account = wallet.account
     email_send_on_commit(
         to=[account.email],
@@ -436,7 +443,7 @@ def _credited_email(topup: TopUp) -> None:
             "account_name": account.name,
             "platform_name": wallet.platform.name,
             "amount": topup.amount_money,
-            "balance": wallet.balance_money,
+            "balance": wallet.money(balance),
             "method": topup.method,
             "topup_url": settings.SITE_URL.rstrip("/") + topup_result_path(topup),
         },

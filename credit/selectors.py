@@ -21,17 +21,20 @@ platform, and its customers, prices and documents are that platform's.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+from django.db import transaction
 from django.db.models import Case, Count, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from djmoney.money import Money
+from djmoney.money import Money, get_current_locale
+from djmoney.settings import MONEY_FORMAT
 
 from accounts.models import Platform, Shop
 from credit.models import Entry, Transfer, Wallet
@@ -39,11 +42,94 @@ from credit.services.ledger import average_daily_spend
 
 ZERO = Decimal("0.00")
 HISTORY_PAGE_SIZE = 50
+# Rows an export fetches per round trip (a server-side cursor).
+EXPORT_CHUNK_SIZE = 2000
 ACCOUNTING_PAGE_SIZE = 100
 CHART_DAYS = 90
 # What counts as spending: payments from credit, less what was refunded to credit
 # (the same rule as the automatic recharge's average daily spend).
 SPEND_KINDS = (Transfer.Kind.DEBIT, Transfer.Kind.REFUND)
+
+
+# --- Amounts as text ------------------------------------------------------------------------
+
+
+class _Money(Money):
+    """Money that writes itself exactly as djmoney does (babel's currency format in the
+    active language), without running babel's number formatting for every amount.
+
+    A page of history shows a hundred amounts and the wallet page several hundred;
+    babel spends tens of microseconds on each. The layout of a language and currency
+    (symbol, signs, separators) is read from babel once and checked against babel on
+    sample amounts; where it does not reproduce babel exactly (other digit counts or
+    grouping rules), babel formats as before.
+    """
+
+    def __str__(self) -> str:
+        amount = self.amount
+        if (
+            not self.format_options
+            and not MONEY_FORMAT
+            and amount.is_finite()
+            and not (amount.is_zero() and amount.is_signed())
+        ):
+            write = _amount_writer(get_current_locale(), self.currency.code)
+            if write is not None:
+                return write(amount)
+        return super().__str__()
+
+
+_SAMPLE_AMOUNTS = tuple(
+    Decimal(text)
+    for text in (
+        "0.01",
+        "0.5",
+        "7",
+        "12.34",
+        "999.99",
+        "1000",
+        "1234.5",
+        "9999.99",
+        "10000",
+        "12345.67",
+        "123456.78",
+        "1234567.89",
+        "1000000000",
+    )
+)
+_LAYOUT = re.compile(r"1(?P<group>\D*)234(?P=group)567(?P<point>\D+)89")
+
+
+@functools.lru_cache(maxsize=256)
+def _amount_writer(locale: str, currency: str) -> Callable[[Decimal], str] | None:
+    """A quick writer of ``currency`` amounts in ``locale``, or None to leave it to babel."""
+    from babel.numbers import format_currency
+
+    def babel(amount: Decimal) -> str:
+        return format_currency(amount, currency, locale=locale)
+
+    try:
+        positive, negative = babel(Decimal("1234567.89")), babel(Decimal("-1234567.89"))
+    except Exception:  # an unknown locale or currency: babel's own error, later
+        return None
+    found = _LAYOUT.search(positive), _LAYOUT.search(negative)
+    if found[0] is None or found[1] is None or found[0].groups() != found[1].groups():
+        return None
+    group, point = found[0].groups()
+    plus = positive[: found[0].start()], positive[found[0].end() :]
+    minus = negative[: found[1].start()], negative[found[1].end() :]
+
+    def write(amount: Decimal) -> str:
+        digits = f"{abs(amount):,.2f}"
+        if group != "," or point != ".":
+            digits = digits.replace(",", "\0").replace(".", point).replace("\0", group)
+        prefix, suffix = minus if amount < 0 else plus
+        return f"{prefix}{digits}{suffix}"
+
+    for amount in (ZERO, *_SAMPLE_AMOUNTS, *(-amount for amount in _SAMPLE_AMOUNTS)):
+        if write(amount) != babel(amount):
+            return None
+    return write
 
 
 # --- Finding the wallet -------------------------------------------------------------------
@@ -177,11 +263,16 @@ class DailySpend:
     series: list[SpendSeries]
     # (day, series key) -> amount; days and series with nothing spent are absent.
     amounts: dict[tuple[dt.date, str], Decimal] = field(default_factory=dict)
+    # Each day's total over the series, when known (spend_per_day adds them up once: the
+    # page, its chart and its summary ask for them several times per day).
+    day_totals: dict[dt.date, Decimal] = field(default_factory=dict)
 
     def amount(self, day: dt.date, key: str) -> Decimal:
         return self.amounts.get((day, key), ZERO)
 
     def day_total(self, day: dt.date) -> Decimal:
+        if self.day_totals:
+            return self.day_totals.get(day, ZERO)
         return sum((self.amount(day, s.key) for s in self.series), ZERO)
 
     @property
@@ -193,7 +284,7 @@ class DailySpend:
         return [day for day in self.days if self.day_total(day) != 0]
 
     def money(self, amount: Decimal) -> Money:
-        return Money(amount, self.currency)
+        return _Money(amount, self.currency)
 
 
 # More shops than this are drawn as one "other shops" series, so colours stay distinct.
@@ -254,14 +345,17 @@ def spend_per_day(
         series.append(SpendSeries("no-shop", no_shop, per_shop[None]))
 
     amounts: dict[tuple[dt.date, str], Decimal] = {}
+    day_totals: dict[dt.date, Decimal] = {}
     for day, shop_id, spent in cells:
         cell = (day, key_of[shop_id])
         amounts[cell] = amounts.get(cell, ZERO) + spent
+        day_totals[day] = day_totals.get(day, ZERO) + spent
     return DailySpend(
         currency=wallet.currency,
         days=[first_day + dt.timedelta(days=n) for n in range(days)],
         series=series,
         amounts=amounts,
+        day_totals=day_totals,
     )
 
 
@@ -439,16 +533,24 @@ class HistoryRow:
         return self.change.amount > 0
 
 
-def _history_row(transfer: Transfer, tz: ZoneInfo) -> HistoryRow:
+def kind_labels() -> dict[str, str]:
+    """Each transfer kind's label in the active language.
+
+    Once per page or export: ``get_kind_display()`` translates every choice on each call.
+    """
+    return {value: str(label) for value, label in Transfer.Kind.choices}
+
+
+def _history_row(transfer: Transfer, tz: ZoneInfo, labels: dict[str, str]) -> HistoryRow:
     currency = transfer.currency
     return HistoryRow(
         transfer=transfer,
         created_at=transfer.created_at.astimezone(tz),
-        kind_label=str(transfer.get_kind_display()),
+        kind_label=labels.get(transfer.kind, transfer.kind),
         description=transfer.memo,
         shop_name=transfer.shop.name if transfer.shop_id else "",
-        change=Money(transfer.change, currency),
-        balance_after=Money(transfer.balance_after, currency)
+        change=_Money(transfer.change, currency),
+        balance_after=_Money(transfer.balance_after, currency)
         if transfer.balance_after is not None
         else None,
     )
@@ -471,16 +573,24 @@ def history_page(
         before=before,
     )
     tz = platform_zone(wallet.platform)
-    page.rows = [_history_row(transfer, tz) for transfer in page.rows]
+    labels = kind_labels()
+    page.rows = [_history_row(transfer, tz, labels) for transfer in page.rows]
     return page
 
 
-def history_rows(*, wallet: Wallet, filters: HistoryFilters) -> Iterator[HistoryRow]:
-    """Every matching row, newest first, read 2,000 at a time (for the CSV export)."""
-    tz = platform_zone(wallet.platform)
-    transfers = history_transfers(wallet=wallet, filters=filters).order_by("-created_at", "-id")
-    for transfer in transfers.iterator(chunk_size=2000):
-        yield _history_row(transfer, tz)
+# --- Rows for the CSV exports -------------------------------------------------------------
+
+
+def export_rows(rows: QuerySet) -> Iterator[tuple]:
+    """Read ``rows`` (a values_list) 2,000 at a time from a server-side cursor, in one read
+    transaction (for the CSV exports, credit.exports).
+
+    Inside a transaction the cursor is not WITH HOLD, so PostgreSQL sends rows as it
+    finds them instead of computing the whole result before the first one (which it does
+    for a cursor kept open across transactions); the export sees one snapshot.
+    """
+    with transaction.atomic():
+        yield from rows.iterator(chunk_size=EXPORT_CHUNK_SIZE)
 
 
 # --- Accounting view of a period ---------------------------------------------------------
@@ -569,26 +679,27 @@ def accounting_summary(
         movements=Count("id"),
     )
     credits, debits = totals["credits"], -totals["debits"]
+    currency = wallet.currency
     return AccountingSummary(
         period=period,
-        opening=wallet.money(opening),
-        credits=wallet.money(credits),
-        debits=wallet.money(debits),
-        closing=wallet.money(opening + credits - debits),
+        opening=_Money(opening, currency),
+        credits=_Money(credits, currency),
+        debits=_Money(debits, currency),
+        closing=_Money(opening + credits - debits, currency),
         movements=totals["movements"],
     )
 
 
-def _accounting_row(entry: Entry, tz: ZoneInfo) -> AccountingRow:
+def _accounting_row(entry: Entry, tz: ZoneInfo, labels: dict[str, str]) -> AccountingRow:
     transfer = entry.transfer
     return AccountingRow(
         entry=entry,
         created_at=entry.created_at.astimezone(tz),
-        kind_label=str(transfer.get_kind_display()),
+        kind_label=labels.get(transfer.kind, transfer.kind),
         description=transfer.memo,
         shop_name=transfer.shop.name if transfer.shop_id else "",
-        change=Money(entry.amount, entry.currency),
-        balance=Money(entry.balance_after or ZERO, entry.currency),
+        change=_Money(entry.amount, entry.currency),
+        balance=_Money(entry.balance_after or ZERO, entry.currency),
     )
 
 
@@ -612,12 +723,11 @@ def accounting_page(
         after=after,
         before=before,
     )
-    page.rows = [_accounting_row(entry, period.time_zone) for entry in page.rows]
+    labels = kind_labels()
+    page.rows = [_accounting_row(entry, period.time_zone, labels) for entry in page.rows]
     return page
 
 
-def accounting_rows(*, wallet: Wallet, period: Period) -> Iterator[AccountingRow]:
-    """Every movement of the period, oldest first, 2,000 at a time (for the CSV export)."""
-    entries = _accounting_entries(wallet=wallet, period=period).order_by("created_at", "id")
-    for entry in entries.iterator(chunk_size=2000):
-        yield _accounting_row(entry, period.time_zone)
+def accounting_entries(*, wallet: Wallet, period: Period) -> QuerySet[Entry]:
+    """The wallet's entries in the period (unordered: pages and exports order)."""
+    return _period_entries(wallet=wallet, period=period)

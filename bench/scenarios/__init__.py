@@ -20,6 +20,8 @@ NAMES: tuple[str, ...] = (
     "wallet_debit_2",
     "wallet_debit_8",
     "hot_wallet_8",
+    "history_pages",
+    "csv_export",
     "transaction_search",
     "statement_import",
     "recharge_reaction",

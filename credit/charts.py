@@ -20,7 +20,7 @@ from django.utils.formats import date_format
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from djmoney.money import Money, get_current_locale
+from djmoney.money import get_current_locale
 
 from credit.selectors import DailySpend
 
@@ -138,11 +138,17 @@ def spend_chart_svg(
             )
     parts.append("</g>")
     parts.append('<g class="bars">')
+    # Translated once; each day's label and each amount written once per bar at most.
+    tooltip_text = _("%(day)s · %(shop)s: %(amount)s")
+    day_labels: dict[dt.date, str] = {}
     for bar in _bars(spend, top):
-        tooltip = _("%(day)s · %(shop)s: %(amount)s") % {
-            "day": date_format(bar.day, "DATE_FORMAT"),
+        day_label = day_labels.get(bar.day)
+        if day_label is None:
+            day_label = day_labels[bar.day] = date_format(bar.day, "DATE_FORMAT")
+        tooltip = tooltip_text % {
+            "day": day_label,
             "shop": names.get(bar.key, bar.key),
-            "amount": Money(bar.amount, spend.currency),
+            "amount": spend.money(bar.amount),
         }
         parts.append(
             f'<rect x="{bar.x:.2f}" y="{bar.y:.2f}" width="{bar.width:.2f}" '

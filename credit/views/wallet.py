@@ -22,7 +22,11 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import conditional_escape
 from django.utils.http import content_disposition_header
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
@@ -121,6 +125,52 @@ def wallet(request: HttpRequest, platform_code: str) -> HttpResponse:
     )
 
 
+# --- Rows of operations (history and accounting) --------------------------------------------
+
+_ROW = (
+    "\n        <tr>\n"
+    '          <td class="text-nowrap small">{date}</td>\n'
+    '          <td class="small">{kind}</td>\n'
+    '          <td class="small">{description}</td>\n'
+    '          <td class="small">{shop}</td>\n'
+    '          <td class="text-end text-nowrap {credit_class}">{sign}{change}</td>\n'
+    '          <td class="text-end text-nowrap">{balance}</td>\n'
+    "        </tr>\n        "
+)
+
+
+def _rows_html(rows, *, balance) -> SafeString:  # type: ignore[no-untyped-def]
+    """The table rows of a page of operations, written once in Python: the template
+    would resolve, filter and escape six cells per row (most of the page's time).
+    The same HTML as the loop it replaces; dates are already in the platform's zone.
+    ``balance`` gives a row's balance cell (text, escaped here)."""
+    escape = conditional_escape
+    parts = []
+    for row in rows:
+        credit = row.is_credit
+        parts.append(
+            _ROW.format(
+                date=escape(date_format(row.created_at, "SHORT_DATETIME_FORMAT")),
+                kind=escape(row.kind_label),
+                description=escape(Truncator(row.description or "—").chars(80)),
+                shop=escape(row.shop_name or "—"),
+                credit_class="text-success" if credit else "",
+                sign="+" if credit else "",
+                change=escape(str(row.change)),
+                balance=escape(balance(row)),
+            )
+        )
+    return mark_safe("".join(parts))  # noqa: S308 - every cell is escaped above
+
+
+def _history_balance(row: selectors.HistoryRow) -> str:
+    return str(row.balance_after) if row.balance_after else "—"
+
+
+def _accounting_balance(row: selectors.AccountingRow) -> str:
+    return str(row.balance)
+
+
 # --- History ---------------------------------------------------------------------------------
 
 
@@ -143,6 +193,7 @@ def history(request: HttpRequest, platform_code: str) -> HttpResponse:
             "wallet": found,
             "form": form,
             "page": page,
+            "rows": _rows_html(page.rows, balance=_history_balance) if page else "",
             "filtering": form.is_filtering,
             "active": "history",
         },
@@ -208,6 +259,7 @@ def accounting(request: HttpRequest, platform_code: str) -> HttpResponse:
             "form": form,
             "summary": summary,
             "page": page,
+            "rows": _rows_html(page.rows, balance=_accounting_balance) if page else "",
             "active": "accounting",
         },
         status=200 if page is not None else 400,

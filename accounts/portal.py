@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.permissions import Capability, role_can
-from accounts.selectors import current_membership
+from accounts.selectors import membership_chosen, memberships_for_user
 
 View = Callable[..., HttpResponse]
 
@@ -29,7 +29,11 @@ def member_required(capability: Capability) -> Callable[[View], View]:
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            membership = current_membership(user=request.user, session=request.session)
+            # One query for the user's memberships: the navigation (account switcher)
+            # reuses the list through request.memberships.
+            memberships = list(memberships_for_user(user=request.user))
+            membership = membership_chosen(memberships, session=request.session)
+            request.memberships = memberships
             if membership is None:
                 # Signed in but in no account (e.g. the last one removed them).
                 return redirect("home")

@@ -3,7 +3,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from accounts.permissions import ROLE_CAPABILITIES
-from accounts.selectors import current_membership, memberships_for_user
+from accounts.selectors import membership_chosen, memberships_for_user
 
 
 def site(request: HttpRequest) -> dict:
@@ -17,9 +17,12 @@ def portal(request: HttpRequest) -> dict:
         return {}
 
     def load() -> dict:
-        memberships = list(memberships_for_user(user=user))
-        current = getattr(request, "membership", None) or current_membership(
-            user=user, session=request.session
+        # member_required has already read them for a portal page; others read them here.
+        memberships = getattr(request, "memberships", None)
+        if memberships is None:
+            memberships = list(memberships_for_user(user=user))
+        current = getattr(request, "membership", None) or membership_chosen(
+            memberships, session=request.session
         )
         return {
             "memberships": memberships,

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.permissions import Capability, role_can
-from accounts.selectors import current_membership, registrations_for_account
+from accounts.selectors import membership_chosen, memberships_for_user, registrations_for_account
 from billing_site import heartbeat
 from billing_site.startup import check_broker, check_database
 from credit.selectors import low_balances
@@ -59,7 +59,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The portal's start page: the account the user acts for, at a glance."""
-    membership = current_membership(user=request.user, session=request.session)
+    memberships = list(memberships_for_user(user=request.user))
+    membership = membership_chosen(memberships, session=request.session)
+    request.memberships = memberships  # the navigation reuses them
     registrations = (
         registrations_for_account(account_id=membership.account_id) if membership else []
     )

@@ -21,13 +21,18 @@ def memberships_for_user(*, user: User) -> QuerySet[Membership]:
 
 def current_membership(*, user: User, session: SessionBase) -> Membership | None:
     """The membership of the account chosen in this session, else the user's first one."""
-    memberships = memberships_for_user(user=user)
+    return membership_chosen(list(memberships_for_user(user=user)), session=session)
+
+
+def membership_chosen(memberships: list[Membership], *, session: SessionBase) -> Membership | None:
+    """Of a user's ``memberships`` (in memberships_for_user order), the one chosen in this
+    session, else the first; no query, so a page that already has the list reuses it."""
     chosen = session.get(CURRENT_ACCOUNT_SESSION_KEY)
     if chosen is not None:
-        membership = memberships.filter(account_id=chosen).first()
-        if membership is not None:
-            return membership
-    return memberships.first()
+        for membership in memberships:
+            if membership.account_id == chosen:
+                return membership
+    return memberships[0] if memberships else None
 
 
 def registrations_for_account(*, account_id: int) -> QuerySet[Registration]:

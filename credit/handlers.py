@@ -10,13 +10,22 @@ from credit.services import wallets as wallet_services
 from credit.services.ledger import wallet_credit
 
 
-def payment_state_changed(sender, *, transaction, old_state, new_state, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    """A captured top-up or recharge payment credits the wallet; a failed one is recorded."""
+def payment_state_changed(  # type: ignore[no-untyped-def]
+    sender, *, transaction, old_state, new_state, purpose_settled=False, **kwargs
+) -> None:
+    """A captured top-up or recharge payment credits the wallet; a failed one is recorded.
+
+    ``purpose_settled``: whoever captured the payment settled what it pays for in the
+    capture's own transaction (a statement import credits its top-ups so, in bulk):
+    nothing is left to do, and nothing is read.
+    """
     from djmoney.money import Money
 
     from credit.models import Transfer
     from payments.models import Purpose, State
 
+    if purpose_settled:
+        return
     if transaction.purpose == Purpose.TOPUP:
         topup = TopUp.objects.filter(payment=transaction).first()
         if topup is None:

@@ -171,16 +171,32 @@ class Transfer(models.Model):
     amount = models.DecimalField(_("amount"), **MONEY)
     currency = models.CharField(_("currency"), max_length=3)
     memo = models.CharField(_("description"), max_length=300, blank=True)
-    # The wallet it concerns (every transfer here moves one wallet's credit).
+    # The wallet it concerns (every transfer here moves one wallet's credit). Indexed by
+    # transfer_wallet_time and transfer_wallet_kind, which start with it (see Meta).
     wallet = models.ForeignKey(
-        Wallet, on_delete=models.PROTECT, related_name="transfers", null=True, blank=True
+        Wallet,
+        on_delete=models.PROTECT,
+        related_name="transfers",
+        null=True,
+        blank=True,
+        db_index=False,
     )
     shop = models.ForeignKey(
-        Shop, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_transfers"
+        Shop,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_transfers",
+        db_index=False,
     )
     # What a debit paid for (an order, a fee, ...), in the app that owns it.
     pays_for_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     pays_for_id = models.PositiveBigIntegerField(null=True, blank=True)
     pays_for = GenericForeignKey("pays_for_type", "pays_for_id")
@@ -191,16 +207,27 @@ class Transfer(models.Model):
         null=True,
         blank=True,
         related_name="credit_transfers",
+        db_index=False,
     )
     # A refund names the debit it returns; a reversal names what it corrects.
     refund_of = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        db_index=False,
     )
     reverses = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
 
@@ -208,10 +235,32 @@ class Transfer(models.Model):
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
         ordering = ["-created_at", "-id"]
+        # Every index is written by every debit, so each one must serve a query. The
+        # optional references are indexed only where set (a debit usually sets none of
+        # them): lookups by value (refunds of a debit, the PROTECT check when a user, shop,
+        # payment or content type is deleted) still use these partial indexes.
         indexes = [
             models.Index(fields=["wallet", "-created_at", "-id"], name="transfer_wallet_time"),
             models.Index(fields=["wallet", "kind", "-created_at"], name="transfer_wallet_kind"),
-            models.Index(fields=["pays_for_type", "pays_for_id"], name="transfer_pays_for"),
+            models.Index(
+                fields=["pays_for_type", "pays_for_id"],
+                condition=Q(pays_for_type__isnull=False),
+                name="transfer_pays_for",
+            ),
+            models.Index(
+                fields=["refund_of"],
+                condition=Q(refund_of__isnull=False),
+                name="transfer_refund_of",
+            ),
+            models.Index(fields=["shop"], condition=Q(shop__isnull=False), name="transfer_shop"),
+            models.Index(
+                fields=["payment"], condition=Q(payment__isnull=False), name="transfer_payment"
+            ),
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="transfer_created_by",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
@@ -273,8 +322,9 @@ class Entry(models.Model):
     """One leg of a transfer: a signed amount on one ledger account."""
 
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="entries")
+    # Indexed by entry_account_time, which starts with it.
     ledger_account = models.ForeignKey(
-        LedgerAccount, on_delete=models.PROTECT, related_name="entries"
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_index=False
     )
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3)
@@ -351,7 +401,10 @@ class Allocation(models.Model):
 
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="allocations")
     # The debit this allocation belongs to (for a refund: the debit being refunded).
-    debit = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="debit_allocations")
+    # Indexed by allocation_debit.
+    debit = models.ForeignKey(
+        Transfer, on_delete=models.PROTECT, related_name="debit_allocations", db_index=False
+    )
     lot = models.ForeignKey(
         Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
     )
@@ -383,7 +436,8 @@ class PendingAllocation(models.Model):
     transfer = models.OneToOneField(
         Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+"
     )
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="+")
+    # Indexed by pending_allocation_wallet.
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="+", db_index=False)
     amount = models.DecimalField(**MONEY)
 
     class Meta:

@@ -27,7 +27,15 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from auditlog.models import LogEntry
-from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -129,9 +137,14 @@ def amount_check(amount: Money, *, wallet: Wallet) -> Decimal:
     return value
 
 
+# One encoder for every fingerprint (json.dumps would build one per call); the output is
+# the same as json.dumps(content, sort_keys=True, default=str, separators=(",", ":")),
+# which fingerprints stored before were made with.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def _fingerprint(**content: object) -> str:
-    canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(content).encode()).hexdigest()
 
 
 def _replayed(key: str, fingerprint: str) -> Transfer | None:
@@ -378,6 +391,228 @@ _CREDIT_SOURCES = {
 }
 
 
+@dataclass(frozen=True)
+class CreditOrder:
+    """One credit for ``wallets_credit_many``: what ``wallet_credit`` takes, by wallet id."""
+
+    wallet_id: int
+    amount: Money
+    kind: str
+    idempotency_key: str
+    memo: str = ""
+    payment_id: int | None = None
+    created_by_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Credited:
+    """A credit's outcome: its transfer, the wallet's balance right after it (for a replay:
+    the balance now), and whether it was written now (False: a replayed key)."""
+
+    transfer: Transfer
+    balance: Decimal
+    created: bool
+
+
+def wallets_credit_many(orders: list[CreditOrder]) -> list[Credited]:
+    """``wallet_credit`` for many credits at once (a statement's top-ups), in one database
+    transaction (the caller's, when it has one) and a fixed number of statements whatever
+    the count: every credit leaves the rows ``wallet_credit`` would leave had it been
+    called for each in the order given.
+
+    - A key seen before with the same content returns that transfer and moves nothing; the
+      same key with other content raises IdempotencyConflict (nothing written). A key
+      twice in one call is a ValueError. A concurrent writer of the same key makes the
+      insert fail (IntegrityError, all rolled back): callers serialise their keys (the
+      top-ups are locked by theirs).
+    - The wallets are locked in primary-key order; each one's waiting debits are allocated
+      to its lots first (credit_allocate, as wallet_credit does), then the transfers, both
+      legs of each (``balance_after`` running per wallet in the order given), the lots
+      (first in, first out = the order given; each first covers the wallet's overdrawn
+      debits, oldest first) and the balances are written in bulk.
+    - The low-balance state follows each credit as ``_after_change`` does.
+
+    The deferred balanced-transfer trigger and every constraint apply as for one credit.
+    """
+    if not orders:
+        return []
+    keys = [order.idempotency_key for order in orders]
+    if len(set(keys)) != len(keys):
+        raise ValueError("wallets_credit_many: an idempotency key appears twice")
+    from credit.services.wallets import low_balance_update
+
+    with transaction.atomic():
+        wallets = {
+            wallet.pk: wallet
+            for wallet in Wallet.objects.select_for_update(of=("self",))
+            .select_related("platform")
+            .filter(pk__in={order.wallet_id for order in orders})
+            .order_by("pk")
+        }
+        prepared = []
+        for order in orders:
+            wallet = wallets.get(order.wallet_id)
+            if wallet is None:
+                raise Wallet.DoesNotExist(f"no wallet {order.wallet_id}")
+            value = amount_check(order.amount, wallet=wallet)
+            fingerprint = _fingerprint(
+                op="credit",
+                wallet=wallet.pk,
+                kind=order.kind,
+                amount=value,
+                payment=order.payment_id,
+            )
+            prepared.append((order, wallet, value, fingerprint))
+        earlier = {
+            transfer.idempotency_key: transfer
+            for transfer in Transfer.objects.filter(idempotency_key__in=keys)
+        }
+        for order, _wallet, _value, fingerprint in prepared:
+            found = earlier.get(order.idempotency_key)
+            if found is not None and found.fingerprint != fingerprint:
+                raise IdempotencyConflict(
+                    _("The idempotency key %(key)s was already used for a different movement.")
+                    % {"key": order.idempotency_key}
+                )
+        new = [item for item in prepared if item[0].idempotency_key not in earlier]
+        credited: dict[str, Credited] = {}
+        if new:
+            credited = _credits_post(new)
+        results = []
+        for order, wallet, *_rest in prepared:
+            if order.idempotency_key in credited:
+                results.append(credited[order.idempotency_key])
+            else:
+                results.append(
+                    Credited(
+                        transfer=earlier[order.idempotency_key],
+                        balance=wallet.balance,
+                        created=False,
+                    )
+                )
+        # The low-balance state after each credit, in order (a query only when it flips).
+        for result in results:
+            if result.created:
+                wallet = wallets[result.transfer.wallet_id]
+                wallet.balance = result.balance
+                low_balance_update(wallet)
+    return results
+
+
+def _credits_post(new: list[tuple[CreditOrder, Wallet, Decimal, str]]) -> dict[str, Credited]:
+    """Write the new credits of ``wallets_credit_many`` (its wallets locked)."""
+    wallet_ids = sorted({wallet.pk for _order, wallet, _value, _fp in new})
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        # Debits waiting for their lots come first: they are older than these lots.
+        cursor.execute(
+            "SELECT credit_allocate(w.id, true, %s) "
+            "FROM (SELECT id FROM unnest(%s::bigint[]) AS u(id) ORDER BY id) AS w",
+            [now, wallet_ids],
+        )
+        cursor.fetchall()
+    counters: dict[tuple[int, str], LedgerAccount] = {}
+    balances = {wallet.pk: wallet.balance for _order, wallet, _value, _fp in new}
+    transfers, entries, running = [], [], []
+    for order, wallet, value, fingerprint in new:
+        counter_kind, _source = _CREDIT_SOURCES[order.kind]
+        counter = counters.get((wallet.platform_id, counter_kind))
+        if counter is None:
+            counter = ledger_system_account(platform=wallet.platform, kind=counter_kind)
+            counters[(wallet.platform_id, counter_kind)] = counter
+        transfer = Transfer(
+            kind=order.kind,
+            idempotency_key=order.idempotency_key,
+            fingerprint=fingerprint,
+            amount=value,
+            currency=wallet.currency,
+            memo=order.memo[:300],
+            wallet=wallet,
+            payment_id=order.payment_id,
+            created_by_id=order.created_by_id,
+        )
+        balances[wallet.pk] += value
+        transfers.append(transfer)
+        running.append(balances[wallet.pk])
+        entries.append((wallet, counter, value, balances[wallet.pk]))
+    Transfer.objects.bulk_create(transfers)
+    Entry.objects.bulk_create(
+        [
+            entry
+            for transfer, (wallet, counter, value, after) in zip(transfers, entries, strict=True)
+            for entry in (
+                Entry(
+                    transfer=transfer,
+                    ledger_account_id=wallet.ledger_account_id,
+                    amount=value,
+                    currency=wallet.currency,
+                    balance_after=after,
+                ),
+                Entry(
+                    transfer=transfer,
+                    ledger_account=counter,
+                    amount=-value,
+                    currency=wallet.currency,
+                ),
+            )
+        ]
+    )
+    # Debits that went into overdraft, per wallet, oldest first: each new lot covers them
+    # in turn (as _open_lot does for one).
+    uncovered: dict[int, list[list]] = {}
+    for row in (
+        Allocation.objects.filter(debit__wallet_id__in=wallet_ids, lot__isnull=True)
+        .values("debit__wallet_id", "debit")
+        .annotate(total=Sum("amount"))
+        .filter(total__gt=0)
+        .order_by("debit")
+    ):
+        uncovered.setdefault(row["debit__wallet_id"], []).append([row["debit"], row["total"]])
+    lots, covering = [], []
+    for transfer, (order, wallet, value, _fp) in zip(transfers, new, strict=True):
+        _counter_kind, source = _CREDIT_SOURCES[order.kind]
+        remaining = value
+        taken = []
+        for row in uncovered.get(wallet.pk, []):
+            if remaining == 0:
+                break
+            take = min(remaining, row[1])
+            if take == 0:
+                continue
+            taken.append((row[0], take))
+            row[1] -= take
+            remaining -= take
+        lots.append(
+            Lot(wallet=wallet, transfer=transfer, source=source, amount=value, remaining=remaining)
+        )
+        covering.append(taken)
+    Lot.objects.bulk_create(lots)
+    allocations = [
+        allocation
+        for transfer, lot, taken in zip(transfers, lots, covering, strict=True)
+        for debit_id, take in taken
+        for allocation in (
+            Allocation(transfer=transfer, debit_id=debit_id, lot=None, amount=-take),
+            Allocation(transfer=transfer, debit_id=debit_id, lot=lot, amount=take),
+        )
+    ]
+    if allocations:
+        Allocation.objects.bulk_create(allocations)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE credit_wallet SET balance = v.balance "
+            "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, balance) "
+            "WHERE credit_wallet.id = v.id",
+            [list(balances), list(balances.values())],
+        )
+    for _order, wallet, _value, _fp in new:
+        wallet.balance = balances[wallet.pk]
+    return {
+        transfer.idempotency_key: Credited(transfer=transfer, balance=after, created=True)
+        for transfer, after in zip(transfers, running, strict=True)
+    }
+
+
 def wallet_debit(
     *,
     wallet: Wallet,
@@ -396,11 +631,18 @@ def wallet_debit(
     paid for. After commit: the low-balance warning and the automatic recharge.
 
     Everything after the input checks is one database call, ``credit_debit()``
-    (credit/migrations/0002_debit_function.py): the idempotency check, the wallet
-    row lock, the funds check, the transfer and both entries, the balance, the
-    lot allocations, the low-balance flag and the automatic-recharge decision.
-    Outside a transaction that call is its own transaction, so the wallet stays
-    locked for one round trip; inside one it runs in a savepoint.
+    (credit/migrations/0002_functions.py, 0003_debit_hot_path.py): the idempotency
+    check, the wallet row lock, the funds check, the transfer and both entries, the
+    balance, the queue entry for the lots, the low-balance flag and the
+    automatic-recharge decision. Outside a transaction that call is its own
+    transaction, so the wallet stays locked for one round trip; inside one it runs in
+    a savepoint. A second call, ``credit_allocate()``, then allocates the waiting
+    debits to the lots.
+
+    This runs for every payment from credit, so it does only what it must in Python:
+    one cursor for both calls, and the returned transfer is built the way the ORM
+    builds a fetched row (``Transfer.from_db``) rather than through the model's
+    keyword constructor.
     """
     value = amount_check(amount, wallet=wallet)
     if shop is not None and (
@@ -409,70 +651,76 @@ def wallet_debit(
     ):
         raise WrongCurrency(_("The shop belongs to another account or platform."))
     pays = _Pays.of(pays_for)
+    shop_id = shop.pk if shop is not None else None
+    created_by_id = created_by.pk if created_by is not None else None
     fingerprint = _fingerprint(
         op="debit",
         wallet=wallet.pk,
         kind=kind,
         amount=value,
-        shop=shop.pk if shop else None,
+        shop=shop_id,
         pays=(pays.type_id, pays.object_id),
     )
-    counter_kind = (
-        LedgerAccount.Kind.ADJUSTMENTS if kind == Kind.ADJUSTMENT else LedgerAccount.Kind.REVENUE
-    )
-
+    memo = memo[:300]
     now = timezone.now()
+    # The kinds as plain strings (an enum member costs psycopg a class look-up per call);
+    # the SQL sent is the same.
     arguments = [
         wallet.pk,
         value,
-        kind,
-        counter_kind,
+        str(kind),
+        _ADJUSTMENTS if kind == Kind.ADJUSTMENT else _REVENUE,
         idempotency_key,
         fingerprint,
-        memo[:300],
-        shop.pk if shop else None,
+        memo,
+        shop_id,
         pays.type_id,
         pays.object_id,
-        created_by.pk if created_by else None,
+        created_by_id,
         now,
     ]
-    try:
-        if connection.in_atomic_block:
-            # Inside the caller's transaction: a savepoint, so a refusal leaves it usable.
-            with transaction.atomic():
-                row = _call_debit(arguments)
-        else:
-            # On its own the call is its own transaction: the wallet's lock lasts one round trip.
-            row = _call_debit(arguments)
-    except IntegrityError as error:
-        # The same key at the same moment from another process: it committed first.
-        if "idempotency_key" not in str(error):
+    db = connections[DEFAULT_DB_ALIAS]
+    in_transaction = db.in_atomic_block
+    with db.cursor() as cursor:
+        try:
+            if in_transaction:
+                # Inside the caller's transaction: a savepoint, so a refusal leaves it usable.
+                with transaction.atomic(using=db.alias):
+                    cursor.execute(_DEBIT_SQL, arguments)
+                    row = cursor.fetchone()
+            else:
+                # On its own the call is its own transaction: the wallet's lock lasts one
+                # round trip.
+                cursor.execute(_DEBIT_SQL, arguments)
+                row = cursor.fetchone()
+        except IntegrityError as error:
+            # The same key at the same moment from another process: it committed first.
+            if "idempotency_key" not in str(error):
+                raise
+            return _replayed(idempotency_key, fingerprint) or _raise(error)
+        except DatabaseError as error:
+            state = _sqlstate(error)
+            if state == INSUFFICIENT_CREDIT:
+                available = wallet.money(Decimal(_detail(error) or "0"))
+                raise InsufficientCredit(
+                    _("Insufficient credit: %(amount)s is needed, %(available)s is available.")
+                    % {"amount": wallet.money(value), "available": available},
+                    extra={"needed": str(value), "available": str(available.amount)},
+                ) from None
+            if state == KEY_CONFLICT:
+                raise IdempotencyConflict(
+                    _("The idempotency key %(key)s was already used for a different movement.")
+                    % {"key": idempotency_key}
+                ) from None
             raise
-        return _replayed(idempotency_key, fingerprint) or _raise(error)
-    except DatabaseError as error:
-        state = _sqlstate(error)
-        if state == INSUFFICIENT_CREDIT:
-            available = wallet.money(Decimal(_detail(error) or "0"))
-            raise InsufficientCredit(
-                _("Insufficient credit: %(amount)s is needed, %(available)s is available.")
-                % {"amount": wallet.money(value), "available": available},
-                extra={"needed": str(value), "available": str(available.amount)},
-            ) from None
-        if state == KEY_CONFLICT:
-            raise IdempotencyConflict(
-                _("The idempotency key %(key)s was already used for a different movement.")
-                % {"key": idempotency_key}
-            ) from None
-        raise
-    transfer_id, replayed, _balance, warn_low_balance, recharge_id = row
-    if replayed:
-        return Transfer.objects.get(pk=transfer_id)
-    if connection.in_atomic_block:
-        # In the caller's transaction: allocate now (the lot lock lasts until its commit).
-        _allocate(wallet.pk, wait=True)
-    else:
-        # The debit has committed; allocate in a short transaction of its own.
-        lots_allocate_pending(wallet_id=wallet.pk)
+        transfer_id, replayed, _balance, warn_low_balance, recharge_id = row
+        if replayed:
+            return Transfer.objects.get(pk=transfer_id)
+        # In the caller's transaction: allocate now, waiting for the lot lock (held until
+        # its commit). Otherwise the debit has committed: allocate in a short transaction
+        # of its own, unless another process is allocating this wallet's debits right now
+        # (see lots_allocate_pending).
+        cursor.execute(_ALLOCATE_SQL, [wallet.pk, in_transaction, timezone.now()])
     if warn_low_balance:
         from credit.services.wallets import low_balance_warning_send
 
@@ -481,33 +729,65 @@ def wallet_debit(
         from credit.tasks import auto_recharge_charge
 
         transaction.on_commit(lambda: auto_recharge_charge.delay(recharge_id))
-    transfer = Transfer(
-        id=transfer_id,
-        kind=kind,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-        amount=value,
-        currency=wallet.currency,
-        memo=memo[:300],
-        wallet=wallet,
-        shop=shop,
-        pays_for_type_id=pays.type_id,
-        pays_for_id=pays.object_id,
-        created_by=created_by,
-        created_at=now,
+    # The row as credit_debit() wrote it, with the wallet (and shop, user) attached.
+    transfer = Transfer.from_db(
+        db.alias,
+        _TRANSFER_COLUMNS,
+        [
+            transfer_id,
+            kind,
+            idempotency_key,
+            fingerprint,
+            value,
+            wallet.currency,
+            memo,
+            wallet.pk,
+            shop_id,
+            pays.type_id,
+            pays.object_id,
+            None,  # payment
+            None,  # refund_of
+            None,  # reverses
+            created_by_id,
+            now,
+        ],
     )
-    transfer._state.adding = False
-    transfer._state.db = connection.alias
+    _TRANSFER_WALLET.set_cached_value(transfer, wallet)
+    if shop is not None:
+        _TRANSFER_SHOP.set_cached_value(transfer, shop)
+    if created_by is not None:
+        _TRANSFER_CREATED_BY.set_cached_value(transfer, created_by)
     return transfer
 
 
-def _call_debit(arguments: list) -> tuple:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT * FROM credit_debit(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            arguments,
-        )
-        return cursor.fetchone()
+_REVENUE = str(LedgerAccount.Kind.REVENUE)
+_ADJUSTMENTS = str(LedgerAccount.Kind.ADJUSTMENTS)
+_DEBIT_SQL = "SELECT * FROM credit_debit(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_ALLOCATE_SQL = "SELECT credit_allocate(%s, %s, %s)"
+# Transfer's columns in model order: Transfer.from_db() takes the values by position.
+_TRANSFER_COLUMNS = [
+    "id",
+    "kind",
+    "idempotency_key",
+    "fingerprint",
+    "amount",
+    "currency",
+    "memo",
+    "wallet_id",
+    "shop_id",
+    "pays_for_type_id",
+    "pays_for_id",
+    "payment_id",
+    "refund_of_id",
+    "reverses_id",
+    "created_by_id",
+    "created_at",
+]
+if [field.attname for field in Transfer._meta.concrete_fields] != _TRANSFER_COLUMNS:
+    raise RuntimeError("credit.Transfer's fields changed: update wallet_debit's Transfer.from_db")
+_TRANSFER_WALLET = Transfer._meta.get_field("wallet")
+_TRANSFER_SHOP = Transfer._meta.get_field("shop")
+_TRANSFER_CREATED_BY = Transfer._meta.get_field("created_by")
 
 
 def _raise(error: Exception):  # type: ignore[no-untyped-def]

@@ -13,13 +13,14 @@ Importing runs in two steps, so that no lock is held while payments settle:
    a handful of queries whatever the statement's size: the known references,
    the variable symbols and the candidate top-ups are each read at once, the
    lines inserted in bulk.
-2. *settle*, line by line after that commit: each matched or staff-assigned line
+2. *settle*, after that commit, in batches of SETTLE_BATCH lines, each batch one
+   database transaction of a few statements: every matched or staff-assigned line
    whose top-up is still pending has its bank-transfer payment marked received
-   (payments.services.transactions.transaction_transfer_received), whose
-   captured state credits the top-up once (credit.handlers → topup_credit, keyed
-   by the top-up). topup_credit is also called here directly: it is idempotent,
-   and it finishes the crediting when a crash fell between the payment's
-   capture and the handler.
+   (payments.services.transactions.transactions_transfers_received) and its top-up
+   credited once (credit.services.topups.topups_credit_many, keyed by the top-up,
+   through credit.services.ledger.wallets_credit_many), with the same rows, log and
+   e-mail as settling it alone. The payments' captures are announced after the commit
+   as ever, saying their purpose is settled, so credit.handlers does nothing more.
 
 A crash between the steps leaves lines MATCHED (or ASSIGNED) with a pending
 top-up; every later import of the platform (the same file again, or any other)
@@ -45,7 +46,7 @@ from accounts.models import Account, Platform, User
 from credit.exceptions import StatementError
 from credit.models import BankStatement, StatementLine, TopUp
 from credit.services.ledger import wallet_for
-from credit.services.topups import topup_credit
+from credit.services.topups import topups_credit_many
 from credit.statements import (
     MAX_FILE_BYTES,
     CreditLine,
@@ -54,13 +55,12 @@ from credit.statements import (
     statement_parse,
 )
 from credit.statements.matching import accounts_on_platform, pending_topups
-from payments.exceptions import InvalidTransition, OperationInProgress
 from payments.models import Gateway, Purpose
 from payments.models import State as PaymentState
 from payments.services.transactions import (
     Actor,
     transaction_create,
-    transaction_transfer_received,
+    transactions_transfers_received,
 )
 
 logger = logging.getLogger(__name__)
@@ -319,78 +319,111 @@ def statement_lines_settle(*, platform: Platform, actor: Actor) -> list[int]:
     return _lines_settle(list(waiting.values_list("pk", flat=True)), actor=actor)
 
 
-# Lines read at once for settling: few enough that what is read is fresh when it is used.
-SETTLE_BATCH = 100
+# Lines settled per database transaction: their top-ups, payments and wallets stay locked
+# until it commits, so a batch is short (tens of milliseconds), and one failure rolls back
+# only its own batch (the lines stay matched, and the next import settles them).
+SETTLE_BATCH = 200
 
 
 def _lines_settle(line_ids: list[int], *, actor: Actor) -> list[int]:
-    """Settle the lines (in the order given) that are matched or assigned to a top-up;
-    returns those credited now. Each is settled on its own (``_settle``)."""
+    """Settle the lines (in the order given) that are matched or assigned to a top-up, in
+    batches (``_batch_settle``); returns those credited now."""
     credited = []
     for chunk in _chunks(line_ids, SETTLE_BATCH):
-        lines = {
-            line.pk: line
-            for line in StatementLine.objects.select_related("topup__payment").filter(
-                pk__in=chunk, status__in=SETTLING, topup__isnull=False
-            )
-        }
-        credited.extend(
-            line_id
-            for line_id in chunk
-            if line_id in lines and _settle(lines[line_id], actor=actor)
-        )
+        credited.extend(_batch_settle(chunk, actor=actor))
     return credited
 
 
 def _line_settle(*, line_id: int, actor: Actor) -> bool:
-    line = StatementLine.objects.select_related("topup__payment").get(pk=line_id)
-    return _settle(line, actor=actor)
+    return bool(_lines_settle([line_id], actor=actor))
 
 
-def _settle(line: StatementLine, *, actor: Actor) -> bool:
-    """Mark the line's top-up payment received and credit the top-up; True when credited now.
+def _batch_settle(line_ids: list[int], *, actor: Actor) -> list[int]:
+    """Mark the lines' top-up payments received and credit the top-ups, all in one database
+    transaction and a fixed number of statements; returns the lines credited now.
 
-    Runs outside any lock of ours: transaction_transfer_received takes and releases its
-    own. A top-up that can no longer be paid (cancelled, its payment failed) sends the
-    line back to review.
+    Per line the effect is what settling it alone did: its bank-transfer payment captured
+    with the line's bank reference and logged (payments.transactions_transfers_received,
+    which announces each capture after the commit), its top-up credited once under the
+    key ``topup-<id>`` and paid, the confirmation e-mail queued. The top-ups are credited
+    here, in the captures' own transaction, so the captures are announced (after the
+    commit, as ever) with ``purpose_settled``, and credit.handlers does nothing more. A
+    line whose top-up is paid already (by a proof approval, an earlier import) is left as
+    it is; one whose top-up can no longer be paid (cancelled, failed, its payment closed)
+    goes back to review; one whose payment has another operation in flight is left for
+    the next import.
+
+    Locks, in this order (as topup_transfer_reject and topup_credit take them): the
+    top-ups, their payments, their wallets, each set in primary-key order.
     """
-    topup = line.topup
-    if line.status not in SETTLING or topup is None or topup.state == TopUp.State.PAID:
-        return False
-    if topup.state != TopUp.State.PENDING:
-        _line_back_to_review(
-            line.pk,
-            note=_("The top-up was %(state)s before the payment was credited.")
-            % {"state": topup.get_state_display().lower()},
+    rows = list(
+        StatementLine.objects.filter(
+            pk__in=line_ids, status__in=SETTLING, topup__isnull=False
+        ).values_list("pk", "topup_id", "bank_reference")
+    )
+    if not rows:
+        return []
+    order = {line_id: position for position, line_id in enumerate(line_ids)}
+    rows.sort(key=lambda row: order[row[0]])
+    back_to_review: list[tuple[int, str]] = []
+    credited_lines: list[int] = []
+    with transaction.atomic():
+        topups = {
+            topup.pk: topup
+            for topup in TopUp.objects.select_for_update(of=("self",))
+            .select_related("wallet__account", "wallet__platform")
+            .filter(pk__in={topup_id for _line, topup_id, _reference in rows})
+            .order_by("pk")
+        }
+        # (line id, top-up) to credit, in the lines' order, and the payments to receive.
+        settling: list[tuple[int, TopUp]] = []
+        receipts: list[tuple[int, str]] = []
+        seen: set[int] = set()
+        for line_id, topup_id, reference in rows:
+            topup = topups[topup_id]
+            if topup.state == TopUp.State.PAID or topup_id in seen:
+                continue
+            if topup.state != TopUp.State.PENDING:
+                back_to_review.append(
+                    (
+                        line_id,
+                        _("The top-up was %(state)s before the payment was credited.")
+                        % {"state": topup.get_state_display().lower()},
+                    )
+                )
+                continue
+            seen.add(topup_id)
+            settling.append((line_id, topup))
+            if topup.payment_id is not None:
+                receipts.append((topup.payment_id, reference))
+        received = transactions_transfers_received(
+            items=receipts, actor=actor, purposes_settled=True
         )
-        return False
-    if topup.payment_id is not None:
-        payment = topup.payment
-        try:
-            # Returns the payment as it is now (captured, or as someone else left it).
-            payment.state = transaction_transfer_received(
-                transaction_id=topup.payment_id, actor=actor, reference=line.bank_reference
-            ).state
-        except OperationInProgress:
-            logger.warning("statement line %s: payment %s busy", line.pk, topup.payment_id)
-            return False
-        except InvalidTransition:
-            # Already received (an interrupted run), or no longer payable: see below.
-            payment.refresh_from_db(fields=["state"])
-        if payment.state != PaymentState.CAPTURED:
-            _line_back_to_review(
-                line.pk,
-                note=_("The top-up's payment is %(state)s; it cannot be settled by this transfer.")
-                % {"state": payment.get_state_display().lower()},
-            )
-            return False
-    # The captured payment's handler has credited the top-up when the capture committed
-    # (credit.handlers). Paid is final, so an unlocked look is enough to skip the locked
-    # call; topup_credit finishes it when the handler did not run (a crash in between, or
-    # on-commit work deferred by a surrounding transaction).
-    if not TopUp.objects.filter(pk=topup.pk, state=TopUp.State.PAID).exists():
-        topup_credit(topup_id=topup.pk)
-    return True
+        to_credit: list[TopUp] = []
+        for line_id, topup in settling:
+            payment = received.refused.get(topup.payment_id) if topup.payment_id else None
+            if payment is not None and payment.pending_operation:
+                logger.warning("statement line %s: payment %s busy", line_id, payment.pk)
+                continue
+            if payment is not None and payment.state != PaymentState.CAPTURED:
+                back_to_review.append(
+                    (
+                        line_id,
+                        _(
+                            "The top-up's payment is %(state)s; it cannot be settled by this "
+                            "transfer."
+                        )
+                        % {"state": payment.get_state_display().lower()},
+                    )
+                )
+                continue
+            # Captured now, or before (an interrupted run): credit the top-up.
+            to_credit.append(topup)
+            credited_lines.append(line_id)
+        topups_credit_many(to_credit)
+        for line_id, note in back_to_review:
+            _line_back_to_review(line_id, note=note)
+    return credited_lines
 
 
 def _line_back_to_review(line_id: int, *, note: str) -> None:

@@ -19,7 +19,7 @@ from typing import IO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,7 +28,7 @@ from djmoney.money import Money
 from accounts.models import Platform, User
 from credit.exceptions import TopUpError
 from credit.models import TopUp, Transfer, Wallet
-from credit.services.ledger import wallet_credit
+from credit.services.ledger import CreditOrder, wallet_credit, wallets_credit_many
 from payments.exceptions import PaymentError
 from payments.models import Gateway, Purpose
 from payments.models import State as PaymentState
@@ -78,6 +78,53 @@ def topup_credit(*, topup_id: int) -> TopUp:
         # The balance right after this credit (the wallet stays locked until the commit).
         _credited_email(topup, balance=credited.wallet.balance)
     return topup
+
+
+def topups_credit_many(topups: list[TopUp]) -> list[TopUp]:
+    """``topup_credit`` for many pending top-ups at once, in the caller's transaction: the
+    caller has locked them (SELECT ... FOR UPDATE), read with their wallet's account and
+    platform, and checked they are pending. Each ends as topup_credit leaves it: credited
+    under the key ``topup-<id>`` (wallets_credit_many, in the order given), paid, and its
+    confirmation e-mail queued for the commit with the balance right after its credit."""
+    if not topups:
+        return []
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("topups_credit_many runs in the caller's transaction")
+    credited = wallets_credit_many(
+        [
+            CreditOrder(
+                wallet_id=topup.wallet_id,
+                amount=Money(topup.amount, topup.currency),
+                kind=Transfer.Kind.TOPUP_CARD
+                if topup.method == TopUp.Method.CARD
+                else Transfer.Kind.TOPUP_TRANSFER,
+                idempotency_key=f"topup-{topup.pk}",
+                memo=str(topup),
+                payment_id=topup.payment_id,
+            )
+            for topup in topups
+        ]
+    )
+    now = timezone.now()
+    for topup, result in zip(topups, credited, strict=True):
+        topup.transfer = result.transfer
+        topup.state = TopUp.State.PAID
+        topup.paid_at = now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE credit_topup SET transfer_id = v.transfer_id, state = %s, paid_at = %s "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, transfer_id) "
+            "WHERE credit_topup.id = v.id",
+            [
+                TopUp.State.PAID.value,
+                now,
+                [topup.pk for topup in topups],
+                [topup.transfer_id for topup in topups],
+            ],
+        )
+    for topup, result in zip(topups, credited, strict=True):
+        _credited_email(topup, balance=result.balance)
+    return topups
 
 
 def topup_fail(*, topup_id: int) -> TopUp:

@@ -28,7 +28,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from djmoney.money import Money
@@ -617,6 +617,200 @@ def transaction_transfer_received(
         )
         tx.refresh_from_db()
     return tx
+
+
+@dataclass
+class TransfersReceived:
+    """What ``transactions_transfers_received`` did: the payments it captured (in the order
+    asked), and those it left as they were (not bank transfers awaiting their money, or
+    with another operation in flight), by id, as read under the lock."""
+
+    captured: list[Transaction]
+    refused: dict[int, Transaction]
+
+
+def transactions_transfers_received(
+    *, items: list[tuple[int, str]], actor: Actor = SYSTEM, purposes_settled: bool = False
+) -> TransfersReceived:
+    """Many bank transfers arrived at once (a statement import): each (transaction id, bank
+    reference) is settled as ``transaction_transfer_received`` settles one, in one database
+    transaction (the caller's, when it has one), in a few statements whatever the count.
+
+    Each payment ends as the single path leaves it: captured for its amount, the reference
+    kept when it had none, the same two log rows (``transfer_requested``, then ``transfer``
+    with the gateway's answer) and, after commit, the same ``transaction_state_changed``
+    announcement. A payment that cannot take the transfer (another gateway, not created,
+    an operation in flight) is not touched; it is returned in ``refused`` for the caller
+    to judge (the single path raises InvalidTransition or OperationInProgress for it).
+
+    ``purposes_settled``: the caller settles, in this same database transaction, what the
+    captured payments pay for (a statement import credits their top-ups). The captures
+    are announced all the same, with ``purpose_settled=True``, so that a receiver can
+    skip the work already done (credit.handlers then reads nothing).
+
+    No three-step pattern here: a bank transfer's "capture" asks no one
+    (BankTransferGateway.capture only states that the money arrived, without I/O), so
+    there is no gateway call to keep outside the lock, and nothing is left in flight for
+    reconciliation: intent and outcome are written together.
+    """
+    references: dict[int, str] = {}
+    for transaction_id, reference in items:
+        references.setdefault(transaction_id, reference)
+    if not references:
+        return TransfersReceived(captured=[], refused={})
+    operation = "transfer"
+    gateway = gateway_for(Gateway.BANK_TRANSFER)
+    author = actor.user
+    system_actor = actor.system if actor.user is None else ""
+    with transaction.atomic():
+        # Locked in primary-key order, so two batches (or a batch and a single settlement)
+        # cannot deadlock.
+        locked = {
+            tx.pk: tx
+            for tx in Transaction.objects.select_for_update()
+            .filter(pk__in=list(references))
+            .order_by("pk")
+        }
+        captured: list[Transaction] = []
+        refused: dict[int, Transaction] = {}
+        events: list[TransactionEvent] = []
+        changes: list[tuple[int, str, str]] = []
+        for transaction_id, reference in references.items():
+            tx = locked.get(transaction_id)
+            if tx is None:
+                continue
+            if (
+                tx.pending_operation
+                or tx.state != State.CREATED
+                or tx.gateway != Gateway.BANK_TRANSFER
+            ):
+                refused[tx.pk] = tx
+                continue
+            old_state = tx.state
+            response = gateway.capture(
+                tx, amount=tx.amount.amount, idempotency_key=_key(tx, operation)
+            )
+            # What _begin logs, then what _settle applies and logs.
+            events.append(
+                TransactionEvent(
+                    transaction=tx,
+                    kind=TransactionEvent.Kind.ACTION,
+                    action=f"{operation}_requested",
+                    old_state=old_state,
+                    author=author,
+                    system_actor=system_actor,
+                )
+            )
+            _apply(tx, operation, response, None)
+            if tx.state in (State.AUTHORIZED, State.CAPTURED) and tx.saved_card_id is None:
+                # A transfer brings no card; kept for parity with _settle.
+                tx.saved_card = _saved_card_from(tx, response) if response.card else None
+            tx.pending_operation = ""
+            tx.pending_amount = None
+            tx.pending_since = None
+            if reference and not tx.gateway_reference:
+                tx.gateway_reference = reference[:100]
+            events.append(
+                TransactionEvent(
+                    transaction=tx,
+                    kind=TransactionEvent.Kind.ACTION,
+                    action=operation if response.status != "failed" else f"{operation}_failed",
+                    old_state=old_state,
+                    new_state=tx.state,
+                    amount=response.amount,
+                    gateway_code=response.code,
+                    message=response.message,
+                    author=author,
+                    system_actor=system_actor,
+                )
+            )
+            changes.append((tx.pk, old_state, tx.state))
+            captured.append(tx)
+        if captured:
+            now = timezone.now()
+            for tx in captured:
+                tx.updated_at = now
+            _transfers_received_write(captured, now)
+            TransactionEvent.objects.bulk_create(events)
+            _announce_many(changes, purpose_settled=purposes_settled)
+    return TransfersReceived(captured=captured, refused=refused)
+
+
+# The columns a received transfer changes (what _begin and _settle save), in one statement:
+# UPDATE ... FROM unnest(one array per column).
+_RECEIVED_COLUMNS = [
+    ("state", "text"),
+    ("gateway_reference", "text"),
+    ("card_brand", "text"),
+    ("card_last4", "text"),
+    ("saved_card_id", "bigint"),
+    ("captured_amount", "numeric"),
+    ("authorized_at", "timestamptz"),
+    ("authorization_expires_at", "timestamptz"),
+    ("captured_at", "timestamptz"),
+    ("closed_at", "timestamptz"),
+    ("next_action_url", "text"),
+    ("failure_code", "text"),
+    ("failure_message", "text"),
+    ("pending_operation", "text"),
+    ("pending_amount", "numeric"),
+    ("pending_since", "timestamptz"),
+    ("updated_at", "timestamptz"),
+]
+# The column names are the constants above (no input reaches the text).
+_RECEIVED_SQL = (
+    "UPDATE payments_transaction SET "  # noqa: S608
+    + ", ".join(f"{column} = v.{column}" for column, _type in _RECEIVED_COLUMNS)
+    + " FROM unnest(%s::bigint[], "
+    + ", ".join(f"%s::{sql_type}[]" for _column, sql_type in _RECEIVED_COLUMNS)
+    + ") AS v(id, "
+    + ", ".join(column for column, _type in _RECEIVED_COLUMNS)
+    + ") WHERE payments_transaction.id = v.id"
+)
+
+
+def _transfers_received_write(captured: list[Transaction], now) -> None:  # type: ignore[no-untyped-def]
+    def value(tx: Transaction, column: str) -> object:
+        if column == "captured_amount":
+            return tx.captured_amount.amount
+        if column == "updated_at":
+            return now
+        found = getattr(tx, column)
+        # Plain strings (a state is a TextChoices member).
+        return str(found) if isinstance(found, str) else found
+
+    for tx in captured:
+        tx.updated_at = now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECEIVED_SQL,
+            [
+                [tx.pk for tx in captured],
+                *([value(tx, column) for tx in captured] for column, _type in _RECEIVED_COLUMNS),
+            ],
+        )
+
+
+def _announce_many(changes: list[tuple[int, str, str]], *, purpose_settled: bool) -> None:
+    """``_announce`` for many payments: after commit, one read of them all, then the
+    announcement of each, in the order given (with ``purpose_settled``: see
+    transactions_transfers_received)."""
+    changes = [change for change in changes if change[1] != change[2]]
+    if not changes:
+        return
+
+    def send() -> None:
+        fresh = Transaction.objects.in_bulk([transaction_id for transaction_id, *_ in changes])
+        for transaction_id, old_state, new_state in changes:
+            transaction_state_changed.send(
+                sender=Transaction,
+                transaction=fresh[transaction_id],
+                old_state=old_state,
+                new_state=new_state,
+                purpose_settled=purpose_settled,
+            )
+
+    transaction.on_commit(send)
 
 
 def transaction_fail(*, transaction_id: int, reason: str, actor: Actor = SYSTEM) -> Transaction:

@@ -315,7 +315,7 @@ def test_an_interrupted_import_is_finished_by_importing_the_file_again(
     def crash(**kwargs):
         raise RuntimeError("the worker died")
 
-    monkeypatch.setattr(statement_services, "transaction_transfer_received", crash)
+    monkeypatch.setattr(statement_services, "transactions_transfers_received", crash)
     with pytest.raises(RuntimeError):
         statement_import(platform=platform, file=text, filename="kb.xml", staff=staff)
     line = StatementLine.objects.get(bank_reference="KB-260303-000017")
@@ -343,7 +343,7 @@ def test_a_matched_top_up_that_failed_before_crediting_goes_back_to_review(
     text = fixture_text("camt053_v02.xml", vs_a=vs(a)).encode()
     monkeypatch.setattr(
         statement_services,
-        "transaction_transfer_received",
+        "transactions_transfers_received",
         lambda **kwargs: (_ for _ in ()).throw(RuntimeError("crash")),
     )
     with pytest.raises(RuntimeError):
@@ -668,3 +668,249 @@ def test_two_payments_for_one_top_up_in_two_statements_at_once_credit_it_once(
     assert sorted((result.matched, result.waiting) for result in results) == [(0, 1), (1, 0)]
     assert balance(wallet) == Decimal("50.00")
     assert StatementLine.objects.get(status=StatementLine.Status.MATCHED).topup_id == topup.pk
+
+
+# --- Settling in batches ------------------------------------------------------------------
+
+
+def _settled_rows(topup: TopUp, reference_tag: str) -> dict:
+    """Everything settling a top-up's payment writes, without ids, times and the parts
+    that differ by nature between two customers (wallet, payment and top-up ids)."""
+    from credit.models import Allocation, Lot
+    from payments.models import Transaction, TransactionEvent
+
+    topup.refresh_from_db()
+    payment = Transaction.objects.get(pk=topup.payment_id)
+    transfer = topup.transfer
+    wallet = Wallet.objects.get(pk=topup.wallet_id)
+    lot = Lot.objects.get(transfer=transfer)
+    return {
+        "topup": (topup.state, topup.paid_at is not None, topup.proof_status),
+        "payment": (
+            payment.state,
+            payment.captured_amount,
+            payment.gateway_reference.replace(reference_tag, "<tag>"),
+            payment.authorized_at is not None,
+            payment.captured_at is not None,
+            payment.pending_operation,
+            payment.pending_amount,
+            payment.pending_since,
+            payment.failure_code,
+            payment.next_action_url,
+            payment.closed_at,
+        ),
+        "events": list(
+            TransactionEvent.objects.filter(transaction=payment)
+            .order_by("id")
+            .values_list(
+                "kind",
+                "action",
+                "old_state",
+                "new_state",
+                "amount",
+                "gateway_code",
+                "message",
+                "author_id",
+                "system_actor",
+            )
+        ),
+        "transfer": (
+            transfer.kind,
+            transfer.idempotency_key == f"topup-{topup.pk}",
+            transfer.fingerprint
+            == ledger._fingerprint(
+                op="credit",
+                wallet=wallet.pk,
+                kind=transfer.kind,
+                amount=transfer.amount,
+                payment=payment.pk,
+            ),
+            transfer.amount,
+            transfer.currency,
+            transfer.memo,
+            transfer.wallet_id == wallet.pk,
+            transfer.payment_id == payment.pk,
+            transfer.created_by_id,
+            transfer.shop_id,
+        ),
+        "entries": [
+            (
+                entry.ledger_account.kind,
+                entry.ledger_account_id == wallet.ledger_account_id,
+                entry.amount,
+                entry.currency,
+                entry.balance_after,
+            )
+            for entry in transfer.entries.select_related("ledger_account").order_by("id")
+        ],
+        "lot": (lot.source, lot.amount, lot.remaining, lot.wallet_id == wallet.pk),
+        "covered": sorted(
+            (allocation.amount, allocation.lot_id == lot.pk)
+            for allocation in Allocation.objects.filter(transfer=transfer)
+        ),
+    }
+
+
+def _wallet_rows(wallet: Wallet) -> tuple:
+    from credit.models import Lot
+
+    wallet.refresh_from_db()
+    return (
+        wallet.balance,
+        wallet.low_balance_warned,
+        list(
+            Lot.objects.filter(wallet=wallet)
+            .order_by("created_at", "id")
+            .values_list("source", "amount", "remaining")
+        ),
+    )
+
+
+def test_settling_in_batches_writes_per_line_what_settling_each_line_alone_wrote(
+    make_wallet, platform, staff, committed, monkeypatch
+):
+    """Two identical sets of customers: one set's transfers settled one by one, as the
+    import did before (the payment received, then the handler's topup_credit), the other's
+    by one statement import (batches). Every row, log entry and e-mail must agree."""
+    from billing_site import tasks
+    from payments.services.transactions import Actor, transaction_transfer_received
+
+    monkeypatch.setattr(statement_services, "SETTLE_BATCH", 3)  # several batches
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks.send_email, "delay", lambda **message: sent.append(message))
+
+    def customers_set():
+        """Five wallets: plain; two top-ups on one wallet; low-balance warned that one
+        credit leaves below its limit and the next lifts; overdrawn (a debit waiting to be
+        covered by the next lot); one with an older lot."""
+        plain, twice, low, overdrawn, older = (make_wallet() for _ in range(5))
+        Wallet.objects.filter(pk=low.pk).update(
+            low_balance_limit=Decimal("100.00"), low_balance_warned=True
+        )
+        Wallet.objects.filter(pk=overdrawn.pk).update(overdraft_limit=Decimal("50.00"))
+        overdrawn.refresh_from_db()
+        ledger.wallet_debit(
+            wallet=overdrawn, amount=Money("30.00", "EUR"), idempotency_key=f"d-{overdrawn.pk}"
+        )
+        ledger.wallet_credit(
+            wallet=older,
+            amount=Money("15.00", "EUR"),
+            kind=Transfer.Kind.TOPUP_CARD,
+            idempotency_key=f"older-{older.pk}",
+        )
+        plan = [
+            (plain, "20.00"),
+            (twice, "30.00"),
+            (low, "40.00"),
+            (twice, "25.00"),
+            (overdrawn, "45.00"),
+            (low, "70.00"),
+            (older, "12.34"),
+        ]
+        topups = [pending_transfer(wallet, amount) for wallet, amount in plan]
+        return [plain, twice, low, overdrawn, older], plan, topups
+
+    alone_wallets, _plan, alone_topups = customers_set()
+    batch_wallets, batch_plan, batch_topups = customers_set()
+    sent.clear()
+
+    # One by one, in the statement's order, as the import settled each line before.
+    for index, topup in enumerate(alone_topups):
+        committed(
+            transaction_transfer_received,
+            transaction_id=topup.payment_id,
+            actor=Actor(user=staff),
+            reference=f"ALONE-{index}",
+        )
+    alone_mail = list(sent)
+    sent.clear()
+    rows = [
+        f"2026-03-05,{amount},EUR,{vs(wallet)},BATCH-{index},Payer,,top-up"
+        for index, (wallet, amount) in enumerate(batch_plan)
+    ]
+    statement = csv_file(*rows)
+    result = committed(
+        statement_import, platform=platform, file=statement, filename="s.csv", staff=staff
+    )
+    batch_mail = list(sent)
+
+    assert (result.matched, result.waiting) == (7, 0)
+    for alone, batch in zip(alone_topups, batch_topups, strict=True):
+        assert _settled_rows(batch, "BATCH") == _settled_rows(alone, "ALONE")
+    for alone, batch in zip(alone_wallets, batch_wallets, strict=True):
+        assert _wallet_rows(batch) == _wallet_rows(alone)
+    assert [line.status for line in result.statement.lines.order_by("id")] == [
+        StatementLine.Status.MATCHED
+    ] * 7
+    assert [line.topup_id for line in result.statement.lines.order_by("id")] == [
+        topup.pk for topup in batch_topups
+    ]
+
+    def normal(mail: list[dict], topups: list[TopUp]) -> list[dict]:
+        """Each e-mail with its customer's name and top-up id taken out."""
+        out = []
+        for message, topup in zip(mail, topups, strict=True):
+            account = topup.wallet.account
+            text = {
+                key: str(value)
+                .replace(f"/top-ups/{topup.pk}/", "/top-ups/<id>/")
+                .replace(account.name, "<name>")
+                for key, value in message.items()
+            }
+            text["to"] = str(message["to"] == [account.email])
+            out.append(text)
+        return out
+
+    assert len(batch_mail) == len(alone_mail) == 7
+    assert normal(batch_mail, batch_topups) == normal(alone_mail, alone_topups)
+    assert ledger.ledger_mismatches() == []
+
+    # The same file again: recorded before, nothing credited, no e-mail.
+    before = ledger_counts()
+    sent.clear()
+    again = committed(
+        statement_import, platform=platform, file=statement, filename="s.csv", staff=staff
+    )
+    assert again.already_imported
+    assert (again.matched, again.waiting, again.duplicates, again.resumed) == (0, 0, 7, 0)
+    assert ledger_counts() == before
+    assert sent == []
+
+
+def test_a_line_whose_top_up_was_paid_meanwhile_is_not_credited_again(
+    make_wallet, platform, staff, committed, monkeypatch
+):
+    from credit.services.topups import topup_transfer_approve
+    from payments.models import TransactionEvent
+
+    wallet, other = make_wallet(), make_wallet()
+    approved = pending_transfer(wallet, "60.00")
+    still_pending = pending_transfer(other, "35.00")
+    statement = csv_file(
+        f"2026-03-05,60.00,EUR,{vs(wallet)},PAID-1,Payer,,top-up",
+        f"2026-03-05,35.00,EUR,{vs(other)},PAID-2,Payer,,top-up",
+    )
+
+    def crash(**kwargs):
+        raise RuntimeError("the worker died")
+
+    monkeypatch.setattr(statement_services, "transactions_transfers_received", crash)
+    with pytest.raises(RuntimeError):
+        statement_import(platform=platform, file=statement, filename="s.csv", staff=staff)
+    monkeypatch.undo()
+    # Meanwhile staff approve the customer's proof: the top-up is credited that way.
+    committed(topup_transfer_approve, topup_id=approved.pk, staff=staff)
+    assert balance(wallet) == Decimal("60.00")
+    events = TransactionEvent.objects.filter(transaction_id=approved.payment_id).count()
+
+    result = committed(
+        statement_import, platform=platform, file=statement, filename="s.csv", staff=staff
+    )
+
+    assert result.resumed == 1  # only the other line's top-up was still to credit
+    assert (balance(wallet), balance(other)) == (Decimal("60.00"), Decimal("35.00"))
+    assert Transfer.objects.filter(wallet=wallet).count() == 1
+    assert TransactionEvent.objects.filter(transaction_id=approved.payment_id).count() == events
+    still_pending.refresh_from_db()
+    assert still_pending.state == TopUp.State.PAID
+    assert ledger.ledger_mismatches() == []

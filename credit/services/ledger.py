@@ -147,15 +147,26 @@ def _fingerprint(**content: object) -> str:
     return hashlib.sha256(_CANONICAL.encode(content).encode()).hexdigest()
 
 
+def _credit_fingerprint(
+    *, wallet_id: int, kind: str, amount: Decimal, payment_id: int | None
+) -> str:
+    """A credit's content, the same for wallet_credit and wallets_credit_many (a key replayed
+    through either path must match)."""
+    return _fingerprint(op="credit", wallet=wallet_id, kind=kind, amount=amount, payment=payment_id)
+
+
+def _conflict(key: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        _("The idempotency key %(key)s was already used for a different movement.") % {"key": key}
+    )
+
+
 def _replayed(key: str, fingerprint: str) -> Transfer | None:
     earlier = Transfer.objects.filter(idempotency_key=key).first()
     if earlier is None:
         return None
     if earlier.fingerprint != fingerprint:
-        raise IdempotencyConflict(
-            _("The idempotency key %(key)s was already used for a different movement.")
-            % {"key": key}
-        )
+        raise _conflict(key)
     return earlier
 
 
@@ -354,8 +365,8 @@ def wallet_credit(
     """
     value = amount_check(amount, wallet=wallet)
     counter_kind, source = _CREDIT_SOURCES[kind]
-    fingerprint = _fingerprint(
-        op="credit", wallet=wallet.pk, kind=kind, amount=value, payment=payment_id
+    fingerprint = _credit_fingerprint(
+        wallet_id=wallet.pk, kind=kind, amount=value, payment_id=payment_id
     )
 
     def post() -> Transfer:
@@ -455,12 +466,8 @@ def wallets_credit_many(orders: list[CreditOrder]) -> list[Credited]:
             if wallet is None:
                 raise Wallet.DoesNotExist(f"no wallet {order.wallet_id}")
             value = amount_check(order.amount, wallet=wallet)
-            fingerprint = _fingerprint(
-                op="credit",
-                wallet=wallet.pk,
-                kind=order.kind,
-                amount=value,
-                payment=order.payment_id,
+            fingerprint = _credit_fingerprint(
+                wallet_id=wallet.pk, kind=order.kind, amount=value, payment_id=order.payment_id
             )
             prepared.append((order, wallet, value, fingerprint))
         earlier = {
@@ -470,10 +477,7 @@ def wallets_credit_many(orders: list[CreditOrder]) -> list[Credited]:
         for order, _wallet, _value, fingerprint in prepared:
             found = earlier.get(order.idempotency_key)
             if found is not None and found.fingerprint != fingerprint:
-                raise IdempotencyConflict(
-                    _("The idempotency key %(key)s was already used for a different movement.")
-                    % {"key": order.idempotency_key}
-                )
+                raise _conflict(order.idempotency_key)
         new = [item for item in prepared if item[0].idempotency_key not in earlier]
         credited: dict[str, Credited] = {}
         if new:

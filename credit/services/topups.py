@@ -58,18 +58,14 @@ def topup_credit(*, topup_id: int) -> TopUp:
         )
         if topup.state == TopUp.State.PAID:
             return topup
-        kind = (
-            Transfer.Kind.TOPUP_CARD
-            if topup.method == TopUp.Method.CARD
-            else Transfer.Kind.TOPUP_TRANSFER
-        )
+        order = _credit_order(topup)
         credited = wallet_credit(
             wallet=topup.wallet,
-            amount=Money(topup.amount, topup.currency),
-            kind=kind,
-            idempotency_key=f"topup-{topup.pk}",
-            memo=str(topup),
-            payment_id=topup.payment_id,
+            amount=order.amount,
+            kind=order.kind,
+            idempotency_key=order.idempotency_key,
+            memo=order.memo,
+            payment_id=order.payment_id,
         )
         topup.transfer = credited
         topup.state = TopUp.State.PAID
@@ -78,6 +74,21 @@ def topup_credit(*, topup_id: int) -> TopUp:
         # The balance right after this credit (the wallet stays locked until the commit).
         _credited_email(topup, balance=credited.wallet.balance)
     return topup
+
+
+def _credit_order(topup: TopUp) -> CreditOrder:
+    """The ledger credit a paid top-up makes, one or many at once: its key (``topup-<id>``)
+    and content must be the same on both paths, so that either recognises the other's."""
+    return CreditOrder(
+        wallet_id=topup.wallet_id,
+        amount=Money(topup.amount, topup.currency),
+        kind=Transfer.Kind.TOPUP_CARD
+        if topup.method == TopUp.Method.CARD
+        else Transfer.Kind.TOPUP_TRANSFER,
+        idempotency_key=f"topup-{topup.pk}",
+        memo=str(topup),
+        payment_id=topup.payment_id,
+    )
 
 
 def topups_credit_many(topups: list[TopUp]) -> list[TopUp]:
@@ -90,21 +101,7 @@ def topups_credit_many(topups: list[TopUp]) -> list[TopUp]:
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("topups_credit_many runs in the caller's transaction")
-    credited = wallets_credit_many(
-        [
-            CreditOrder(
-                wallet_id=topup.wallet_id,
-                amount=Money(topup.amount, topup.currency),
-                kind=Transfer.Kind.TOPUP_CARD
-                if topup.method == TopUp.Method.CARD
-                else Transfer.Kind.TOPUP_TRANSFER,
-                idempotency_key=f"topup-{topup.pk}",
-                memo=str(topup),
-                payment_id=topup.payment_id,
-            )
-            for topup in topups
-        ]
-    )
+    credited = wallets_credit_many([_credit_order(topup) for topup in topups])
     now = timezone.now()
     for topup, result in zip(topups, credited, strict=True):
         topup.transfer = result.transfer

@@ -111,7 +111,35 @@ def _log(
     gateway_code: str = "",
     kind: str = TransactionEvent.Kind.ACTION,
 ) -> TransactionEvent:
-    return TransactionEvent.objects.create(
+    event = _event(
+        tx,
+        action=action,
+        actor=actor,
+        message=message,
+        old_state=old_state,
+        new_state=new_state,
+        amount=amount,
+        gateway_code=gateway_code,
+        kind=kind,
+    )
+    event.save()
+    return event
+
+
+def _event(
+    tx: Transaction,
+    *,
+    action: str,
+    actor: Actor,
+    message: str = "",
+    old_state: str = "",
+    new_state: str = "",
+    amount: Decimal | None = None,
+    gateway_code: str = "",
+    kind: str = TransactionEvent.Kind.ACTION,
+) -> TransactionEvent:
+    """A message-log row, not yet saved (``_log`` saves one; a batch bulk-creates them)."""
+    return TransactionEvent(
         transaction=tx,
         kind=kind,
         action=action,
@@ -144,17 +172,7 @@ def transaction_note_add(*, transaction_id: int, author: User, text: str) -> Tra
 
 
 def _announce(tx: Transaction, old_state: str) -> None:
-    if tx.state == old_state:
-        return
-    transaction_id, new_state = tx.pk, tx.state
-
-    def send() -> None:
-        fresh = Transaction.objects.get(pk=transaction_id)
-        transaction_state_changed.send(
-            sender=Transaction, transaction=fresh, old_state=old_state, new_state=new_state
-        )
-
-    transaction.on_commit(send)
+    _announce_many([(tx.pk, old_state, tx.state)], purpose_settled=False)
 
 
 # --- Creating ---------------------------------------------------------------------------
@@ -660,8 +678,6 @@ def transactions_transfers_received(
         return TransfersReceived(captured=[], refused={})
     operation = "transfer"
     gateway = gateway_for(Gateway.BANK_TRANSFER)
-    author = actor.user
-    system_actor = actor.system if actor.user is None else ""
     with transaction.atomic():
         # Locked in primary-key order, so two batches (or a batch and a single settlement)
         # cannot deadlock.
@@ -692,14 +708,7 @@ def transactions_transfers_received(
             )
             # What _begin logs, then what _settle applies and logs.
             events.append(
-                TransactionEvent(
-                    transaction=tx,
-                    kind=TransactionEvent.Kind.ACTION,
-                    action=f"{operation}_requested",
-                    old_state=old_state,
-                    author=author,
-                    system_actor=system_actor,
-                )
+                _event(tx, action=f"{operation}_requested", actor=actor, old_state=old_state)
             )
             _apply(tx, operation, response, None)
             if tx.state in (State.AUTHORIZED, State.CAPTURED) and tx.saved_card_id is None:
@@ -711,17 +720,15 @@ def transactions_transfers_received(
             if reference and not tx.gateway_reference:
                 tx.gateway_reference = reference[:100]
             events.append(
-                TransactionEvent(
-                    transaction=tx,
-                    kind=TransactionEvent.Kind.ACTION,
+                _event(
+                    tx,
                     action=operation if response.status != "failed" else f"{operation}_failed",
+                    actor=actor,
                     old_state=old_state,
                     new_state=tx.state,
                     amount=response.amount,
                     gateway_code=response.code,
                     message=response.message,
-                    author=author,
-                    system_actor=system_actor,
                 )
             )
             changes.append((tx.pk, old_state, tx.state))

@@ -1,35 +1,35 @@
 """CSV exports of a wallet's history and of the accounting view of a period.
 
-Streamed: the view hands one of these generators to a StreamingHttpResponse, and
-rows are read from the database 2,000 at a time (``QuerySet.iterator``), so a
-wallet with a million entries never sits in memory as a whole file. Lines are sent
-in blocks of about 64 KB rather than one by one (each piece a WSGI server sends is a
-write on the socket and, in HTTP/1.1, a chunk of its own).
+Streamed: the view hands one of these generators to a StreamingHttpResponse. The
+rows are written by PostgreSQL itself (``COPY (<the SELECT>) TO STDOUT WITH CSV``,
+credit.selectors.export_csv) and passed on as they arrive, in blocks of about 64 KB
+(each piece a WSGI server sends is a write on the socket and, in HTTP/1.1, a chunk
+of its own), so a wallet with a million entries never sits in memory as a whole file.
 
 Meant for Excel and accounting imports: UTF-8 with a byte order mark (so Excel
 reads the accents), one header row, amounts with a dot decimal and no thousands
-separator, the currency in its own column, times in the platform's time zone.
-Text a customer or an integration supplied (descriptions, shop names) may begin
-with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, which a spreadsheet
-would take as a formula (OWASP "CSV injection"): such cells get a leading ``'``.
-Amounts are numbers we format ourselves and keep their minus sign.
+separator, the currency in its own column, times in the platform's time zone, lines
+ending with a line feed. Text a customer or an integration supplied (descriptions,
+shop names) may begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return,
+which a spreadsheet would take as a formula (OWASP "CSV injection"): such cells get a
+leading ``'``. Amounts are numbers we format ourselves and keep their minus sign.
 
-PostgreSQL hands over each row with its cells already as they appear in the file
-(the time in the platform's zone, amounts with two decimals, type labels, the
-apostrophe before formulas: see the expressions below, twins of ``spreadsheet_safe``
-and of the page's formatting); Python only quotes and joins them with csv.writer. A
-million rows would otherwise cost a million model instances, datetimes and Decimals.
+Each cell is computed in the SELECT (the time in the platform's zone, amounts with
+two decimals, type labels, the apostrophe before formulas: see the expressions
+below, twins of ``spreadsheet_safe`` and of the page's formatting). An empty cell is
+NULL, which PostgreSQL's CSV writes as nothing, like csv.writer does for the header
+and the totals written here. A million rows would otherwise cost a million model
+instances, datetimes and Decimals.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from itertools import islice
 
-from django.db.models import Case, F, Func, TextField, Value, When
+from django.db.models import Case, F, Func, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -40,7 +40,7 @@ from credit.selectors import (
     AccountingSummary,
     HistoryFilters,
     accounting_entries,
-    export_rows,
+    export_csv,
     history_transfers,
     kind_labels,
     platform_zone,
@@ -51,8 +51,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The size of the pieces of the response: big enough that sending is cheap, small
 # enough that the first bytes leave at once.
 BLOCK_SIZE = 64 * 1024
-# Rows handed to csv.writer at once.
-BATCH = 1000
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -81,7 +79,7 @@ class _LocalTime(Func):
 
 
 class _SpreadsheetSafe(Func):
-    """spreadsheet_safe() of a text column, NULL as an empty cell."""
+    """spreadsheet_safe() of a text column; NULL (an empty cell) for NULL or ''."""
 
     output_field = TextField()
 
@@ -91,16 +89,18 @@ class _SpreadsheetSafe(Func):
     def as_sql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
         column, params = compiler.compile(self.source_expressions[0])
         starts = ", ".join(["%s"] * len(FORMULA_STARTS))
-        text = f"COALESCE({column}, '')"
+        text = f"NULLIF({column}, '')"
         sql = f"(CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE {text} END)"
         return sql, (*params, *FORMULA_STARTS, *params, *params)
 
 
-def _amount_text(expression: str, *, empty: str = "") -> Coalesce:
-    """A money column (two decimal places) as text, '12.30' or '-5.00'; NULL as ``empty``."""
-    return Coalesce(
-        Cast(F(expression), output_field=TextField()), Value(empty), output_field=TextField()
-    )
+def _amount_text(expression: str, *, empty: str | None = None) -> Cast | Coalesce:
+    """A money column (two decimal places) as text, '12.30' or '-5.00'; NULL as ``empty``
+    (an empty cell by default)."""
+    text = Cast(F(expression), output_field=TextField())
+    if empty is None:
+        return text
+    return Coalesce(text, Value(empty), output_field=TextField())
 
 
 def _kind_label(expression: str) -> Case:
@@ -118,29 +118,32 @@ def _kind_label(expression: str) -> Case:
 # --- Writing -----------------------------------------------------------------------------------
 
 
-def _blocks(head: list[list[str]], rows: Iterable[tuple], tail: list[list[str]]) -> Iterator[str]:
-    """The file in pieces of about BLOCK_SIZE characters: a BOM, ``head``, ``rows``, ``tail``."""
+def _csv_text(lines: list[list[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write(BOM)
-    writer.writerows(head)
-    rows = iter(rows)
-    while batch := list(islice(rows, BATCH)):
-        writer.writerows(batch)
-        if buffer.tell() >= BLOCK_SIZE:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    writer.writerows(tail)
-    yield buffer.getvalue()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()
 
 
-def _in_current_language(lines: Iterator[str]) -> Iterator[str]:
+def _blocks(head: list[list[str]], rows: QuerySet, tail: list[list[str]]) -> Iterator[bytes]:
+    """The file in pieces of about BLOCK_SIZE bytes: a BOM, ``head``, ``rows`` (written
+    by PostgreSQL), ``tail``."""
+    block = bytearray((BOM + _csv_text(head)).encode())
+    for data in export_csv(rows):
+        block += data
+        if len(block) >= BLOCK_SIZE:
+            yield bytes(block)
+            block.clear()
+    block += _csv_text(tail).encode()
+    if block:
+        yield bytes(block)
+
+
+def _in_current_language(lines: Iterator[bytes]) -> Iterator[bytes]:
     """Run ``lines`` in the request's language: the response is iterated after the
     view has returned, when the request's language may no longer be active."""
     language = translation.get_language()
 
-    def run() -> Iterator[str]:
+    def run() -> Iterator[bytes]:
         with translation.override(language):
             yield from lines
 
@@ -159,12 +162,12 @@ def accounting_filename(wallet: Wallet, summary: AccountingSummary) -> str:
     )
 
 
-def history_csv_lines(*, wallet: Wallet, filters: HistoryFilters) -> Iterator[str]:
+def history_csv_lines(*, wallet: Wallet, filters: HistoryFilters) -> Iterator[bytes]:
     """The history with the page's filters, newest first, in blocks of lines."""
     return _in_current_language(_history_lines(wallet, filters))
 
 
-def _history_lines(wallet: Wallet, filters: HistoryFilters) -> Iterator[str]:
+def _history_lines(wallet: Wallet, filters: HistoryFilters) -> Iterator[bytes]:
     zone = str(platform_zone(wallet.platform))
     header = [
         _("Time (%(zone)s)") % {"zone": zone},
@@ -191,16 +194,16 @@ def _history_lines(wallet: Wallet, filters: HistoryFilters) -> Iterator[str]:
             "id",
         )
     )
-    yield from _blocks([header], export_rows(rows), [])
+    yield from _blocks([header], rows, [])
 
 
-def accounting_csv_lines(*, wallet: Wallet, summary: AccountingSummary) -> Iterator[str]:
+def accounting_csv_lines(*, wallet: Wallet, summary: AccountingSummary) -> Iterator[bytes]:
     """The period: opening balance, every movement with the running balance, totals,
     closing balance."""
     return _in_current_language(_accounting_lines(wallet, summary))
 
 
-def _accounting_lines(wallet: Wallet, summary: AccountingSummary) -> Iterator[str]:
+def _accounting_lines(wallet: Wallet, summary: AccountingSummary) -> Iterator[bytes]:
     period = summary.period
     currency = wallet.currency
     zone = str(period.time_zone)
@@ -248,4 +251,4 @@ def _accounting_lines(wallet: Wallet, summary: AccountingSummary) -> Iterator[st
             (_("Closing balance"), None, summary.closing.amount),
         )
     ]
-    yield from _blocks([header, opening], export_rows(rows), totals)
+    yield from _blocks([header, opening], rows, totals)

@@ -29,7 +29,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection
 from django.db.models import Case, Count, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -42,8 +42,6 @@ from credit.services.ledger import average_daily_spend
 
 ZERO = Decimal("0.00")
 HISTORY_PAGE_SIZE = 50
-# Rows an export fetches per round trip (a server-side cursor).
-EXPORT_CHUNK_SIZE = 2000
 ACCOUNTING_PAGE_SIZE = 100
 CHART_DAYS = 90
 # What counts as spending: payments from credit, less what was refunded to credit
@@ -581,16 +579,22 @@ def history_page(
 # --- Rows for the CSV exports -------------------------------------------------------------
 
 
-def export_rows(rows: QuerySet) -> Iterator[tuple]:
-    """Read ``rows`` (a values_list) 2,000 at a time from a server-side cursor, in one read
-    transaction (for the CSV exports, credit.exports).
+def export_csv(rows: QuerySet) -> Iterator[memoryview]:
+    """``rows`` (a values_list) as CSV lines written by PostgreSQL: ``COPY (<its SELECT>)
+    TO STDOUT WITH (FORMAT csv)``, read piece by piece as the server sends it (for the
+    CSV exports, credit.exports).
 
-    Inside a transaction the cursor is not WITH HOLD, so PostgreSQL sends rows as it
-    finds them instead of computing the whole result before the first one (which it does
-    for a cursor kept open across transactions); the export sees one snapshot.
+    One statement, so one snapshot, and nothing of the result is held here: PostgreSQL
+    sends lines as it finds them and the caller passes them on. Parameters are bound
+    on the client (COPY takes none). If the caller stops early (the client went away),
+    leaving the ``with`` cancels the statement and the connection stays usable.
+    PostgreSQL's CSV: a NULL is an empty cell, an empty string ``""``, a cell with a
+    comma, quote or line break is quoted; lines end with a line feed.
     """
-    with transaction.atomic():
-        yield from rows.iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    sql, params = rows.query.sql_with_params()
+    statement = f"COPY ({connection.ops.compose_sql(sql, params)}) TO STDOUT WITH (FORMAT csv)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        yield from copy
 
 
 # --- Accounting view of a period ---------------------------------------------------------

@@ -9,11 +9,14 @@ import io
 
 import pytest
 import time_machine
+from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from credit import exports
 from credit.models import Transfer, Wallet
+from credit.selectors import HistoryFilters
 from credit.services import ledger
 from tests.credit.conftest import eur, key
 from tests.factories import ShopFactory
@@ -211,23 +214,40 @@ def test_times_are_in_the_platforms_time_zone(signed_in, make_wallet):
     assert line[0] == "2026-04-01 00:30:00"  # 22:30 UTC is past midnight in Prague
 
 
-def test_the_export_reads_the_database_in_chunks(signed_in, make_wallet, monkeypatch):
-    """Rows are fetched 2,000 at a time as the response is sent, not all before it."""
+def test_the_export_streams_lines_as_postgresql_writes_them(signed_in, make_wallet, monkeypatch):
+    """Nothing is read before the first piece is asked for; the rows come from one COPY
+    and leave in pieces as they arrive, not as a whole file."""
     wallet = make_wallet("100.00")
-    sizes = []
-    real_iterator = type(Transfer.objects.all()).iterator
+    for _ in range(3):
+        ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+    monkeypatch.setattr(exports, "BLOCK_SIZE", 1)  # every piece of data is sent at once
 
-    def spy(queryset, chunk_size=None):
-        sizes.append(chunk_size)
-        return real_iterator(queryset, chunk_size=chunk_size)
+    with CaptureQueriesContext(connection) as before_reading:
+        response = signed_in(wallet).get(url(wallet, "credit:history_csv"))
+    assert not [q for q in before_reading.captured_queries if "COPY" in q["sql"]]
 
-    monkeypatch.setattr(type(Transfer.objects.all()), "iterator", spy)
+    with CaptureQueriesContext(connection) as reading:
+        pieces = list(response.streaming_content)
+    copies = [q["sql"] for q in reading.captured_queries if q["sql"].startswith("COPY (")]
+    assert len(copies) == 1
+    assert copies[0].endswith("TO STDOUT WITH (FORMAT csv)")
+    assert len(pieces) == 4  # one per row, the first after the BOM and the header
+    lines = b"".join(pieces).decode()[1:].split("\n")
+    assert len(lines) == 1 + 4 + 1  # header, four operations, nothing after the last "\n"
 
-    response = signed_in(wallet).get(url(wallet, "credit:history_csv"))
-    assert sizes == []  # nothing read yet: the view only prepared the stream
-    read_csv(response)
 
-    assert sizes == [2000]
+def test_a_client_that_goes_away_mid_export_leaves_the_connection_usable(make_wallet, monkeypatch):
+    wallet = make_wallet("100.00")
+    for _ in range(3):
+        ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+    monkeypatch.setattr(exports, "BLOCK_SIZE", 1)
+
+    lines = exports.history_csv_lines(wallet=wallet, filters=HistoryFilters())
+    next(lines)
+    next(lines)
+    lines.close()  # what the WSGI server does (response.close()) when the client goes away
+
+    assert Transfer.objects.filter(wallet=wallet).count() == 4
 
 
 @pytest.mark.parametrize(

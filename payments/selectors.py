@@ -3,17 +3,20 @@
 Every read is scoped to one account (``account_id``), so the queries start from
 the indexes that lead with the account: (account, -created_at) and
 (account, state, -created_at); an exact gateway reference can also use
-(gateway, gateway_reference). Issue #6's benchmark reuses ``transaction_search``.
+(gateway, gateway_reference). Issue #6's benchmark reuses ``transaction_search``, which
+writes its SQL itself (see TransactionSearch).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.db import connection, models
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -58,84 +61,204 @@ def _day_start(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=tz)
 
 
+# The columns a page of search results reads (templates/payments/merchant/transactions.html):
+# the payment's own, and the platform's and shop's names. Reading another field of a row
+# costs a query per row (a deferred field), which tests/payments/test_search.py would notice.
+_LIST_FIELDS = {
+    Transaction: (
+        "id",
+        "public_id",
+        "account",
+        "platform",
+        "shop",
+        "created_at",
+        "description",
+        "purpose",
+        "gateway",
+        "state",
+        "card_brand",
+        "card_last4",
+        "amount",
+        "amount_currency",
+        "captured_amount",
+        "captured_amount_currency",
+        "refunded_amount",
+        "refunded_amount_currency",
+    ),
+    Platform: ("id", "name", "code", "currency"),
+    Shop: ("id", "name"),
+}
+
+
+@functools.cache
+def _columns(model: type[models.Model], alias: str) -> tuple[tuple[str, ...], str]:
+    """(attnames, SQL select list) of a model's list fields, in the model's field order
+    (Model.from_db reads values in that order)."""
+    wanted = _LIST_FIELDS[model]
+    fields = [field for field in model._meta.concrete_fields if field.name in wanted]
+    missing = set(wanted) - {field.name for field in fields}
+    if missing:
+        raise LookupError(f"{model.__name__} has no fields {sorted(missing)}")
+    select = ", ".join(f'{alias}."{field.column}"' for field in fields)
+    return tuple(field.attname for field in fields), select
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class TransactionSearch:
+    """An account's transactions matching a search, newest first; lazy.
+
+    Written as SQL rather than with the ORM: the merchant's list is read on every search,
+    and building and compiling two querysets, then instantiating the rows through the
+    deferred-field machinery, cost several times what the database spends (issue #6's
+    transaction_search benchmark). The statements are fixed for each combination of
+    criteria: ``count()`` is one COUNT over the matching rows, a slice one page with the
+    platform and shop joined; each row is a Transaction (made with Model.from_db, only the
+    list's fields loaded) with its platform and shop, so templates read it as before.
+    Django's Paginator takes it as it takes a QuerySet.
+    """
+
+    ordered = True
+    model = Transaction
+
+    def __init__(self, where: list[str], params: list[object]) -> None:
+        self._where = " AND ".join(where)
+        self._params = params
+        self._count: int | None = None
+
+    def count(self) -> int:
+        if self._count is None:
+            with connection.cursor() as cursor:
+                # Only our own conditions with %s placeholders; values are parameters.
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM payments_transaction t WHERE {self._where}",  # noqa: S608
+                    self._params,
+                )
+                self._count = cursor.fetchone()[0]
+        return self._count
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def page_sql(self, *, limit: int | None, offset: int = 0) -> tuple[str, list[object]]:
+        _fields, transaction_columns = _columns(Transaction, "t")
+        _fields, platform_columns = _columns(Platform, "p")
+        _fields, shop_columns = _columns(Shop, "s")
+        sql = (
+            f"SELECT {transaction_columns}, {platform_columns}, {shop_columns} "  # noqa: S608
+            "FROM payments_transaction t "
+            "JOIN accounts_platform p ON p.id = t.platform_id "
+            "LEFT JOIN accounts_shop s ON s.id = t.shop_id "
+            f"WHERE {self._where} ORDER BY t.created_at DESC, t.id DESC"
+        )
+        params = list(self._params)
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        if offset:
+            sql += " OFFSET %s"
+            params.append(offset)
+        return sql, params
+
+    def _rows(self, *, limit: int | None, offset: int = 0) -> list[Transaction]:
+        sql, params = self.page_sql(limit=limit, offset=offset)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        transaction_fields, _sql = _columns(Transaction, "t")
+        platform_fields, _sql = _columns(Platform, "p")
+        shop_fields, _sql = _columns(Shop, "s")
+        set_platform = Transaction._meta.get_field("platform").set_cached_value
+        set_shop = Transaction._meta.get_field("shop").set_cached_value
+        db = connection.alias
+        platforms: dict[int, Platform] = {}
+        shops: dict[int, Shop] = {}
+        found = []
+        platform_start = len(transaction_fields)
+        platform_end = platform_start + len(platform_fields)
+        for row in rows:
+            transaction = Transaction.from_db(db, transaction_fields, row[:platform_start])
+            platform_id = row[platform_start]
+            if platform_id not in platforms:
+                platforms[platform_id] = Platform.from_db(
+                    db, platform_fields, row[platform_start:platform_end]
+                )
+            set_platform(transaction, platforms[platform_id])
+            shop_id = row[platform_end]
+            if shop_id is not None and shop_id not in shops:
+                shops[shop_id] = Shop.from_db(db, shop_fields, row[platform_end:])
+            set_shop(transaction, shops.get(shop_id) if shop_id is not None else None)
+            found.append(transaction)
+        return found
+
+    def __getitem__(self, index: slice) -> list[Transaction]:
+        if not isinstance(index, slice) or index.step is not None:
+            raise TypeError("a transaction search is read by slices, e.g. [0:25]")
+        start, stop = index.start or 0, index.stop
+        if start < 0 or (stop is not None and stop < 0):
+            raise ValueError("negative indexes are not supported")
+        if stop is not None and stop <= start:
+            return []
+        return self._rows(limit=None if stop is None else stop - start, offset=start)
+
+    def __iter__(self) -> Iterator[Transaction]:
+        return iter(self._rows(limit=None))
+
+
 def transaction_search(
     *, account_id: int, filters: TransactionFilters | None = None
-) -> QuerySet[Transaction]:
+) -> TransactionSearch:
     """The account's transactions matching ``filters``, newest first.
 
     Lazy: slice it (or hand it to a Paginator) to read a page. Platform and shop
     come in the same query, so rendering a page costs no further queries.
     """
     filters = filters or TransactionFilters()
-    # All criteria go to one filter() call: every call passes through django-money's
-    # manager wrapper, which costs more than building the criteria themselves.
-    criteria: dict[str, object] = {"account_id": account_id}
+    where = ["t.account_id = %s"]
+    params: list[object] = [account_id]
+
+    def match(condition: str, *values: object) -> None:
+        where.append(condition)
+        params.extend(values)
+
     tz = timezone.get_current_timezone()
     if filters.created_from:
-        criteria["created_at__gte"] = _day_start(filters.created_from, tz)
+        match("t.created_at >= %s", _day_start(filters.created_from, tz))
     if filters.created_to:
-        next_day = filters.created_to + dt.timedelta(days=1)
-        criteria["created_at__lt"] = _day_start(next_day, tz)
+        match("t.created_at < %s", _day_start(filters.created_to + dt.timedelta(days=1), tz))
     if filters.state:
-        criteria["state"] = filters.state
+        match("t.state = %s", filters.state)
     if filters.amount_min is not None:
-        criteria["amount__gte"] = filters.amount_min
+        match("t.amount >= %s", filters.amount_min)
     if filters.amount_max is not None:
-        criteria["amount__lte"] = filters.amount_max
+        match("t.amount <= %s", filters.amount_max)
     if filters.purpose:
-        criteria["purpose"] = filters.purpose
+        match("t.purpose = %s", filters.purpose)
     if filters.card_brand:
-        criteria["card_brand"] = filters.card_brand
+        match("t.card_brand = %s", filters.card_brand)
     if filters.card_last4:
-        criteria["card_last4"] = filters.card_last4
+        match("t.card_last4 = %s", filters.card_last4)
     if filters.reference:
         reference = filters.reference.strip()
         if filters.reference_match == ReferenceMatch.PREFIX:
             # LIKE 'abc%': a btree range scan under the database's C collation.
-            criteria["gateway_reference__startswith"] = reference
+            match("t.gateway_reference LIKE %s", _like_prefix(reference))
         else:
             # Naming every gateway lets PostgreSQL use the (gateway, gateway_reference)
             # index even when the search does not say which gateway it was.
-            criteria["gateway__in"] = Gateway.values
-            criteria["gateway_reference"] = reference
+            gateways = list(Gateway.values)
+            match(
+                f"t.gateway IN ({', '.join(['%s'] * len(gateways))}) AND t.gateway_reference = %s",
+                *gateways,
+                reference,
+            )
     if filters.shop_id is not None:
-        criteria["shop_id"] = filters.shop_id
+        match("t.shop_id = %s", filters.shop_id)
     if filters.platform_id is not None:
-        criteria["platform_id"] = filters.platform_id
-    queryset = Transaction.objects.filter(**criteria)
-    # Only what a result row shows: the platform row alone has dozens of columns (bank
-    # details, presets, ...) that a list of payments never reads.
-    return (
-        queryset.select_related("platform", "shop")
-        .only(*_LIST_FIELDS)
-        .order_by("-created_at", "-id")
-    )
-
-
-# The columns a page of search results shows (templates/payments/merchant/transactions.html
-# and the admin's list); reading another field of a row would cost a query per row, which
-# tests/payments/test_search.py would notice.
-_LIST_FIELDS = (
-    "public_id",
-    "account_id",
-    "created_at",
-    "description",
-    "purpose",
-    "gateway",
-    "state",
-    "card_brand",
-    "card_last4",
-    "amount",
-    "amount_currency",
-    "captured_amount",
-    "captured_amount_currency",
-    "refunded_amount",
-    "refunded_amount_currency",
-    "platform__name",
-    "platform__code",
-    "platform__currency",
-    "shop__name",
-)
+        match("t.platform_id = %s", filters.platform_id)
+    return TransactionSearch(where, params)
 
 
 def shops_for_search(*, account_id: int) -> QuerySet[Shop]:

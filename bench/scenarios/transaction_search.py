@@ -5,7 +5,8 @@ criteria combined (creation date range + state + amount range, the values varied
 request from a fixed seeded list), evaluated as the merchant view
 (`payments.views.merchant.transactions`) evaluates it: a `Paginator` of PAGE_SIZE, the
 first page (the paginator's COUNT, then the page's slice with platform and shop joined,
-turned into model instances) and the elided page range. Template rendering is left out.
+turned into model instances: the selector writes its two statements itself, see its
+docstring) and the elided page range. Template rendering is left out.
 
 Baseline: the very statements Django sent for each request (captured with
 CaptureQueriesContext: Django binds on the client, so they are complete SQL texts), sent
@@ -837,8 +838,8 @@ SCENARIO = Scenario(
         "connection per side; the baseline sends the exact statements Django sent (captured), "
         "neither side prepares statements. Template rendering and form parsing are not "
         "measured. Bulk rows carry no message log or sandbox records (the search reads "
-        "neither); the service-made sample does. The slowest requests are COUNTs over a "
-        "quarter, which the planner answers from the created_at index (every merchant's rows "
-        "in the range, filtered): database time, alike on both sides. Plans: see details."
+        "neither); the service-made sample does. The slowest requests are those with the most "
+        "matches (COUNTs over a quarter): database time, alike on both sides. Plans: see "
+        "details."
     ),
 )

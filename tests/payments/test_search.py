@@ -160,6 +160,9 @@ def test_search_by_gateway_reference_exact_or_by_its_beginning(owner_client, mak
         first,
         second,
     }
+    # "%" and "_" are characters of the reference, not wildcards.
+    assert found(owner_client, reference=reference[0] + "%", reference_match="prefix") == []
+    assert found(owner_client, reference=reference[0] + "_", reference_match="prefix") == []
 
 
 def test_search_by_shop_and_by_platform(owner_client, make, shop, payer):
@@ -299,8 +302,8 @@ def test_a_page_costs_the_same_number_of_queries_whatever_the_page_or_the_rows(
 def test_searches_can_use_the_indexes(make, payer):
     make(state=State.CAPTURED)
 
-    def plan(queryset) -> str:
-        sql, params = queryset[:25].query.sql_with_params()
+    def plan(search) -> str:
+        sql, params = search.page_sql(limit=25)
         with connection.cursor() as cursor:
             # Tiny test tables are cheaper to scan; ask the planner what it *can* do.
             cursor.execute("SET LOCAL enable_seqscan = off")

@@ -29,12 +29,15 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import RangeOperators
 from django.db import models
 from django.db.models import F, Func, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from accounts.models import Account, Platform, Shop
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
+# Running totals over a wallet's life.
+TOTAL = {"max_digits": 18, "decimal_places": 2}
 ZERO = Decimal("0.00")
 
 
@@ -82,6 +85,13 @@ class Wallet(models.Model):
     currency = models.CharField(_("currency"), max_length=3)
     # The cached balance: equal to the sum of ledger_account's entries, always.
     balance = models.DecimalField(_("balance"), **MONEY, default=ZERO)
+    # Running totals, moved with the balance under the wallet's row lock: all money ever
+    # credited (the sum of the wallet's positive entries), the number of entries, and the
+    # time of the last one. Each wallet entry copies them (Entry.credited_after,
+    # Entry.movement_number, Entry.created_at), so a period's totals are two look-ups.
+    credited_total = models.DecimalField(**TOTAL, default=ZERO, db_default=ZERO)
+    movement_count = models.BigIntegerField(default=0, db_default=0)
+    last_movement_at = models.DateTimeField(null=True, blank=True)
     overdraft_limit = models.DecimalField(
         _("overdraft limit"),
         **MONEY,
@@ -328,9 +338,17 @@ class Entry(models.Model):
     )
     amount = models.DecimalField(**MONEY)
     currency = models.CharField(max_length=3)
-    # For wallet entries: the wallet's balance right after this entry (history pages).
+    # For wallet entries, the wallet right after this entry: its balance, all it was ever
+    # credited, and this entry's number among the wallet's entries (1, 2, ...). A
+    # period's credits are the difference of credited_after at its two ends, its count
+    # of movements that of movement_number (credit.selectors.accounting_summary).
     balance_after = models.DecimalField(**MONEY, null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    credited_after = models.DecimalField(**TOTAL, null=True, blank=True)
+    movement_number = models.BigIntegerField(null=True, blank=True)
+    # A wallet entry's time is taken under the wallet's lock and is never earlier than
+    # the wallet's previous entry: ordered by time, the wallet's entries are in the order
+    # their balances were computed (a period's boundary never splits that order).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("entry")
@@ -340,6 +358,18 @@ class Entry(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero"),
+            models.CheckConstraint(
+                condition=(
+                    Q(balance_after__isnull=True, credited_after__isnull=True)
+                    & Q(movement_number__isnull=True)
+                )
+                | Q(
+                    balance_after__isnull=False,
+                    credited_after__isnull=False,
+                    movement_number__gt=0,
+                ),
+                name="entry_wallet_totals_together",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Case, Count, F, FilteredRelation, Q, QuerySet, Sum, When
+from django.db.models import Case, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from djmoney.money import Money, get_current_locale
@@ -659,38 +659,43 @@ def _period_entries(*, wallet: Wallet, period: Period) -> QuerySet[Entry]:
     )
 
 
+def _wallet_at(wallet: Wallet, moment: dt.datetime) -> tuple[Decimal, Decimal, int]:
+    """The wallet just before ``moment``: (balance, all it was credited, entries so far),
+    read from its last entry before then (one probe of (ledger_account, created_at, id))."""
+    found = (
+        Entry.objects.filter(ledger_account_id=wallet.ledger_account_id, created_at__lt=moment)
+        .order_by("-created_at", "-id")
+        .values_list("balance_after", "credited_after", "movement_number")
+        .first()
+    )
+    return found or (ZERO, ZERO, 0)
+
+
 def accounting_summary(
     *, wallet: Wallet, first_day: dt.date, last_day: dt.date
 ) -> AccountingSummary:
-    """Opening balance, credits, debits and closing balance of a period: two queries.
+    """Opening balance, credits, debits and closing balance of a period: two queries,
+    whatever the number of entries.
 
-    The opening balance is the balance after the wallet's last entry before the
-    period, found by one probe of (ledger_account, created_at, id); the totals are
-    one aggregate over the period's entries; closing = opening + credits - debits.
+    A wallet entry carries the wallet's running totals right after it (balance, all
+    ever credited, its number), and entries are in time order as they are in balance
+    order (credit.models.Entry). So the wallet at the period's start and at its end are
+    its last entries before each; credits are the difference of the credited totals,
+    movements that of the numbers, debits what the balance did not keep.
     """
     period = Period(first_day, last_day, platform_zone(wallet.platform))
-    opening = (
-        Entry.objects.filter(
-            ledger_account_id=wallet.ledger_account_id, created_at__lt=period.starts_at
-        )
-        .order_by("-created_at", "-id")
-        .values_list("balance_after", flat=True)
-        .first()
-    ) or ZERO
-    totals = _period_entries(wallet=wallet, period=period).aggregate(
-        credits=Sum("amount", filter=Q(amount__gt=0), default=ZERO),
-        debits=Sum("amount", filter=Q(amount__lt=0), default=ZERO),
-        movements=Count("id"),
-    )
-    credits, debits = totals["credits"], -totals["debits"]
+    opening, credited_before, number_before = _wallet_at(wallet, period.starts_at)
+    closing, credited_by_end, number_by_end = _wallet_at(wallet, period.ends_at)
+    credits = credited_by_end - credited_before
+    debits = credits - (closing - opening)
     currency = wallet.currency
     return AccountingSummary(
         period=period,
         opening=_Money(opening, currency),
         credits=_Money(credits, currency),
         debits=_Money(debits, currency),
-        closing=_Money(opening + credits - debits, currency),
-        movements=totals["movements"],
+        closing=_Money(closing, currency),
+        movements=number_by_end - number_before,
     )
 
 

@@ -341,6 +341,7 @@ SELECT i,
        kind, is_credit, amount, change, shop_id, created_at,
        CASE WHEN is_credit THEN '' ELSE 'Order ' || (100000 + i) END AS memo,
        SUM(change) OVER w AS balance_after,
+       SUM(CASE WHEN is_credit THEN amount ELSE 0 END) OVER w AS credited_after,
        -- Positions on the "paid in" and "spent" axes, for first-in-first-out lots.
        SUM(CASE WHEN is_credit THEN amount ELSE 0 END) OVER w
            - CASE WHEN is_credit THEN amount ELSE 0 END AS paid_before,
@@ -372,16 +373,17 @@ FROM {plan} WHERE i BETWEEN %(low)s AND %(high)s ORDER BY i
 # The wallet's leg first, then the counter-account's, as both services write them.
 _ENTRIES = """
 INSERT INTO credit_entry (id, transfer_id, ledger_account_id, amount, currency, balance_after,
-                          created_at)
+                          credited_after, movement_number, created_at)
 SELECT %(first_entry)s::bigint + 2 * (i - 1) + leg.n, id, leg.account, leg.amount,
-       %(currency)s, leg.balance_after, created_at
+       %(currency)s, leg.balance_after, leg.credited_after, leg.movement_number, created_at
 FROM {plan}
 CROSS JOIN LATERAL (VALUES
-    (0, %(wallet_account)s::bigint, change, balance_after),
+    (0, %(wallet_account)s::bigint, change, balance_after, credited_after, i::bigint),
     (1, CASE kind WHEN 'topup_card' THEN %(card_account)s::bigint
                   WHEN 'topup_transfer' THEN %(bank_account)s::bigint
-                  ELSE %(revenue_account)s::bigint END, -change, NULL::numeric)
-) AS leg(n, account, amount, balance_after)
+                  ELSE %(revenue_account)s::bigint END, -change, NULL::numeric, NULL::numeric,
+        NULL::bigint)
+) AS leg(n, account, amount, balance_after, credited_after, movement_number)
 WHERE i BETWEEN %(low)s AND %(high)s
 ORDER BY i, leg.n
 """
@@ -504,10 +506,11 @@ def bulk_history(
         connection.execute(f"CREATE INDEX ON {plan} (i)")
         connection.execute(f"CREATE INDEX ON {plan} ((paid_before + amount)) WHERE is_credit")
         connection.execute(f"ANALYZE {plan}")
-        credits, lowest, spent_total, balance = connection.execute(
+        credits, lowest, spent_total, balance, credited, last = connection.execute(
             f"SELECT COUNT(*) FILTER (WHERE is_credit), MIN(balance_after), "
             f"SUM(amount) FILTER (WHERE NOT is_credit), "
-            f"(SELECT balance_after FROM {plan} ORDER BY i DESC LIMIT 1) FROM {plan}"
+            f"(SELECT balance_after FROM {plan} ORDER BY i DESC LIMIT 1), "
+            f"SUM(amount) FILTER (WHERE is_credit), MAX(created_at) FROM {plan}"
         ).fetchone()
         if lowest < 0:
             raise RuntimeError(f"the planned history goes below zero ({lowest})")
@@ -551,8 +554,11 @@ def bulk_history(
             database_url, [([_ALLOCATIONS.format(plan=plan)], bounds) for bounds in ranges], workers
         )
         with connection.transaction():
+            # The balance and running totals the services would have left.
             connection.execute(
-                "UPDATE credit_wallet SET balance = %s WHERE id = %s", [balance, wallet.pk]
+                "UPDATE credit_wallet SET balance = %s, credited_total = %s, "
+                "movement_count = %s, last_movement_at = %s WHERE id = %s",
+                [balance, credited or 0, count, last, wallet.pk],
             )
         connection.execute(f"DROP TABLE {plan}")
     wallet.refresh_from_db()
@@ -618,7 +624,14 @@ def _transfer_shape(transfer) -> dict:  # type: ignore[no-untyped-def]
 def _entries_shape(transfer) -> list:  # type: ignore[no-untyped-def]
     """The transfer's legs, in no particular order (the services may write either first)."""
     return sorted(
-        (entry.ledger_account_id, entry.amount, entry.currency, entry.balance_after is None)
+        (
+            entry.ledger_account_id,
+            entry.amount,
+            entry.currency,
+            entry.balance_after is None,
+            entry.credited_after is None,
+            entry.movement_number is None,
+        )
         for entry in transfer.entries.all()
     )
 
@@ -653,6 +666,7 @@ def verify_bulk(member: Member) -> str:
     oldest_open = Lot.objects.filter(wallet=wallet, remaining__gt=0).order_by("created_at", "id")
     expected_lot = oldest_open.first()
     balance_before = wallet.balance
+    credited_before, count = wallet.credited_total, wallet.movement_count
 
     credit = ledger.wallet_credit(
         wallet=wallet,
@@ -680,14 +694,26 @@ def verify_bulk(member: Member) -> str:
                 f"{service.kind} entries: service {_entries_shape(service)} "
                 f"!= bulk {_entries_shape(bulk)}"
             )
-    wallet_legs = {
-        t.pk: t.entries.get(ledger_account_id=wallet.ledger_account_id).balance_after
+    legs = {
+        t.pk: t.entries.values_list("balance_after", "credited_after", "movement_number").get(
+            ledger_account_id=wallet.ledger_account_id
+        )
         for t in (credit, debit)
     }
-    if wallet_legs[credit.pk] != balance_before + credit.amount:
-        problems.append(f"top-up balance_after {wallet_legs[credit.pk]} after {balance_before}")
-    if wallet_legs[debit.pk] != balance_before + credit.amount - debit.amount:
-        problems.append(f"debit balance_after {wallet_legs[debit.pk]}")
+    # The services continue the bulk rows' running totals.
+    expected = {
+        credit.pk: (balance_before + credit.amount, credited_before + credit.amount, count + 1),
+        debit.pk: (
+            balance_before + credit.amount - debit.amount,
+            credited_before + credit.amount,
+            count + 2,
+        ),
+    }
+    for transfer_id, leg in legs.items():
+        if leg != expected[transfer_id]:
+            problems.append(
+                f"wallet leg (balance, credited, number) {leg} != {expected[transfer_id]}"
+            )
     service_lot = Lot.objects.get(transfer=credit)
     bulk_lot = Lot.objects.get(transfer=bulk_credit)
     lot_shape = ("wallet_id", "source", "amount")

@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from auditlog.models import LogEntry
@@ -224,7 +224,9 @@ def _post(
         reverses=reverses,
         created_by=created_by,
     )
+    now = transfer.created_at
     wallet.balance += change
+    _count_movement(wallet, change, now)
     Entry.objects.bulk_create(
         [
             Entry(
@@ -233,17 +235,36 @@ def _post(
                 amount=change,
                 currency=wallet.currency,
                 balance_after=wallet.balance,
+                credited_after=wallet.credited_total,
+                movement_number=wallet.movement_count,
+                created_at=wallet.last_movement_at,
             ),
             Entry(
                 transfer=transfer,
                 ledger_account=counter,
                 amount=-change,
                 currency=wallet.currency,
+                created_at=now,
             ),
         ]
     )
-    wallet.save(update_fields=["balance"])
+    wallet.save(update_fields=["balance", *_TOTALS])
     return transfer
+
+
+# The wallet's running totals (with its balance, moved only under its row lock).
+_TOTALS = ("credited_total", "movement_count", "last_movement_at")
+
+
+def _count_movement(wallet: Wallet, change: Decimal, now: datetime) -> None:
+    """Move the (locked) wallet's running totals by one entry of ``change`` at ``now``;
+    the entry's time is then ``wallet.last_movement_at``: never before the wallet's
+    previous entry, so ordered by time the entries are in the order of their balances."""
+    if change > 0:
+        wallet.credited_total += change
+    wallet.movement_count += 1
+    last = wallet.last_movement_at
+    wallet.last_movement_at = now if last is None or now > last else last
 
 
 def _idempotent(key: str, fingerprint: str, post):  # type: ignore[no-untyped-def]
@@ -536,31 +557,27 @@ def _credits_post(new: list[tuple[CreditOrder, Wallet, Decimal, str]]) -> dict[s
             created_by_id=order.created_by_id,
         )
         balances[wallet.pk] += value
+        _count_movement(wallet, value, now)
         transfers.append(transfer)
         running.append(balances[wallet.pk])
-        entries.append((wallet, counter, value, balances[wallet.pk]))
-    Transfer.objects.bulk_create(transfers)
-    Entry.objects.bulk_create(
-        [
-            entry
-            for transfer, (wallet, counter, value, after) in zip(transfers, entries, strict=True)
-            for entry in (
-                Entry(
-                    transfer=transfer,
-                    ledger_account_id=wallet.ledger_account_id,
-                    amount=value,
-                    currency=wallet.currency,
-                    balance_after=after,
-                ),
-                Entry(
-                    transfer=transfer,
-                    ledger_account=counter,
-                    amount=-value,
-                    currency=wallet.currency,
-                ),
+        entries.append(
+            Entry(
+                ledger_account_id=wallet.ledger_account_id,
+                amount=value,
+                currency=wallet.currency,
+                balance_after=balances[wallet.pk],
+                credited_after=wallet.credited_total,
+                movement_number=wallet.movement_count,
+                created_at=wallet.last_movement_at,
             )
-        ]
-    )
+        )
+        entries.append(
+            Entry(ledger_account=counter, amount=-value, currency=wallet.currency, created_at=now)
+        )
+    Transfer.objects.bulk_create(transfers)
+    for index, transfer in enumerate(transfers):
+        entries[2 * index].transfer = entries[2 * index + 1].transfer = transfer
+    Entry.objects.bulk_create(entries)
     # Debits that went into overdraft, per wallet, oldest first: each new lot covers them
     # in turn (as _open_lot does for one).
     uncovered: dict[int, list[list]] = {}
@@ -602,12 +619,21 @@ def _credits_post(new: list[tuple[CreditOrder, Wallet, Decimal, str]]) -> dict[s
     ]
     if allocations:
         Allocation.objects.bulk_create(allocations)
+    credited = {wallet.pk: wallet for _order, wallet, _value, _fp in new}.values()
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE credit_wallet SET balance = v.balance "
-            "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, balance) "
+            "UPDATE credit_wallet SET balance = v.balance, credited_total = v.credited, "
+            "movement_count = v.movements, last_movement_at = v.last "
+            "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::bigint[], "
+            "%s::timestamptz[]) AS v(id, balance, credited, movements, last) "
             "WHERE credit_wallet.id = v.id",
-            [list(balances), list(balances.values())],
+            [
+                [wallet.pk for wallet in credited],
+                [balances[wallet.pk] for wallet in credited],
+                [wallet.credited_total for wallet in credited],
+                [wallet.movement_count for wallet in credited],
+                [wallet.last_movement_at for wallet in credited],
+            ],
         )
     for _order, wallet, _value, _fp in new:
         wallet.balance = balances[wallet.pk]
@@ -979,7 +1005,46 @@ def ledger_mismatches() -> list[str]:
     for row in Entry.objects.values("currency").annotate(total=Sum("amount")):
         if row["total"] != 0:
             problems.append(f"ledger in {row['currency']} sums to {row['total']}, not zero")
+    with connection.cursor() as cursor:
+        cursor.execute(_RUNNING_TOTALS_CHECK)
+        for wallet_id, entry_id, stored, computed in cursor.fetchall():
+            where = f"entry {entry_id}" if entry_id is not None else "its running totals"
+            problems.append(
+                f"wallet {wallet_id}: {where} {stored} != {computed}, the running totals "
+                "of its entries in time order"
+            )
     return problems
+
+
+# Each wallet entry's running totals are those of the wallet's entries up to it in time
+# order (so time order is balance order), and the wallet's totals those of all of them.
+_RUNNING_TOTALS_CHECK = """
+WITH running AS (
+    SELECT w.id AS wallet_id, e.id, e.created_at, e.balance_after, e.credited_after,
+           e.movement_number,
+           SUM(e.amount) OVER o AS balance, SUM(GREATEST(e.amount, 0)) OVER o AS credited,
+           ROW_NUMBER() OVER o AS number
+    FROM credit_entry e JOIN credit_wallet w ON w.ledger_account_id = e.ledger_account_id
+    WINDOW o AS (PARTITION BY e.ledger_account_id ORDER BY e.created_at, e.id)
+), totals AS (
+    SELECT wallet_id, MAX(credited) AS credited, MAX(number) AS number,
+           MAX(created_at) AS last
+    FROM running GROUP BY wallet_id
+)
+(SELECT wallet_id, id,
+        ROW(balance_after, credited_after, movement_number)::text,
+        ROW(balance, credited, number)::text
+ FROM running
+ WHERE (balance_after, credited_after, movement_number)
+       IS DISTINCT FROM (balance, credited, number)
+ ORDER BY wallet_id, created_at, id LIMIT 20)
+UNION ALL
+SELECT w.id, NULL, ROW(w.credited_total, w.movement_count, w.last_movement_at)::text,
+       ROW(COALESCE(t.credited, 0), COALESCE(t.number, 0), t.last)::text
+FROM credit_wallet w LEFT JOIN totals t ON t.wallet_id = w.id
+WHERE (w.credited_total, w.movement_count, w.last_movement_at)
+      IS DISTINCT FROM (COALESCE(t.credited, 0), COALESCE(t.number, 0), t.last)
+"""
 
 
 def average_daily_spend(*, wallet: Wallet, days: int, now=None) -> Decimal:  # type: ignore[no-untyped-def]

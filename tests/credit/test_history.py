@@ -463,3 +463,91 @@ def test_accounting_pages_carry_the_running_balance_on(owner_client, make_wallet
     assert second_rows[0].endswith("-€1.00 €400.00")  # the 101st movement: the 100th debit
     assert second_rows[-1].endswith("Closing balance €350.00")
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("350.00")
+
+
+def test_a_debit_that_got_the_lock_later_is_never_dated_before_the_one_before_it(make_wallet):
+    """Two debits race across midnight: the one that read its clock first (23:59:59.9)
+    gets the wallet's lock second. Its entry is dated after the other's, so each day's
+    accounting adds up and one day closes where the next opens."""
+    with time_machine.travel(dt.datetime(2026, 2, 20, 12, tzinfo=dt.UTC)):
+        wallet = make_wallet("100.00")
+    after_midnight = dt.datetime(2026, 3, 2, 0, 0, 0, 500_000, tzinfo=dt.UTC)
+    with time_machine.travel(after_midnight, tick=False):
+        ledger.wallet_debit(wallet=wallet, amount=eur("10.00"), idempotency_key=key())
+    with time_machine.travel(dt.datetime(2026, 3, 1, 23, 59, 59, 900_000, tzinfo=dt.UTC)):
+        late = ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+
+    leg = late.entries.get(ledger_account_id=wallet.ledger_account_id)
+    assert leg.created_at == after_midnight
+    assert leg.balance_after == Decimal("89.00")
+    first = selectors.accounting_summary(
+        wallet=wallet, first_day=dt.date(2026, 3, 1), last_day=dt.date(2026, 3, 1)
+    )
+    second = selectors.accounting_summary(
+        wallet=wallet, first_day=dt.date(2026, 3, 2), last_day=dt.date(2026, 3, 2)
+    )
+    assert (first.opening.amount, first.movements, first.closing.amount) == (
+        Decimal("100.00"),
+        0,
+        Decimal("100.00"),
+    )
+    assert second.opening == first.closing
+    assert (second.debits.amount, second.movements) == (Decimal("11.00"), 2)
+    assert second.closing.amount == Decimal("89.00")
+    assert ledger.ledger_mismatches() == []
+
+
+def test_period_totals_equal_the_sums_of_the_periods_entries(make_wallet):
+    """Every period of a week of credits, debits and refunds: the totals read from the
+    running totals at its two ends equal what summing its entries gives."""
+    from credit.models import Entry
+
+    with time_machine.travel(dt.datetime(2026, 5, 1, 8, tzinfo=dt.UTC)):
+        wallet = make_wallet("300.00")
+    for day in range(1, 8):
+        for hour, amount in ((9, "12.50"), (13, "3.25"), (20, "7.00")):
+            moment = dt.datetime(2026, 5, day, hour, tzinfo=dt.UTC)
+            with time_machine.travel(moment):
+                debit = ledger.wallet_debit(
+                    wallet=wallet, amount=eur(amount), idempotency_key=key()
+                )
+        with time_machine.travel(dt.datetime(2026, 5, day, 21, tzinfo=dt.UTC)):
+            ledger.wallet_refund(debit=debit, amount=eur("2.00"), idempotency_key=key())
+            if day % 3 == 0:
+                ledger.wallet_credit(
+                    wallet=wallet,
+                    amount=eur("40.00"),
+                    kind=Transfer.Kind.TOPUP_TRANSFER,
+                    idempotency_key=key(),
+                )
+    entries = list(
+        Entry.objects.filter(ledger_account_id=wallet.ledger_account_id).order_by(
+            "created_at", "id"
+        )
+    )
+    days = [dt.date(2026, 5, day) for day in range(1, 9)]
+    for first in days:
+        for last in days[days.index(first) :]:
+            summary = selectors.accounting_summary(wallet=wallet, first_day=first, last_day=last)
+            inside = [e for e in entries if first <= e.created_at.date() <= last]
+            before = [e for e in entries if e.created_at.date() < first]
+            opening = before[-1].balance_after if before else Decimal("0.00")
+            credits = sum((e.amount for e in inside if e.amount > 0), Decimal("0.00"))
+            debits = -sum((e.amount for e in inside if e.amount < 0), Decimal("0.00"))
+            assert summary.opening.amount == opening, (first, last)
+            assert summary.credits.amount == credits, (first, last)
+            assert summary.debits.amount == debits, (first, last)
+            assert summary.movements == len(inside), (first, last)
+            assert summary.closing.amount == opening + credits - debits, (first, last)
+
+
+def test_the_ledger_check_notices_running_totals_that_do_not_add_up(make_wallet):
+    wallet = make_wallet("10.00")
+    ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+    assert ledger.ledger_mismatches() == []
+
+    Wallet.objects.filter(pk=wallet.pk).update(movement_count=5)
+
+    problems = ledger.ledger_mismatches()
+    assert len(problems) == 1
+    assert problems[0].startswith(f"wallet {wallet.pk}: its running totals")

@@ -479,6 +479,54 @@ class PendingAllocation(models.Model):
         return f"{self.amount} of transfer {self.transfer_id}"
 
 
+class SpendRollup(models.Model):
+    """How far a wallet's spending per day (SpendDay) is summed up, and in which zone.
+
+    A day is summed up once it is closed: once the wallet has a movement after it ends,
+    no entry can ever be dated in it again (a wallet entry is never dated before the
+    wallet's previous one, see Entry.created_at). Days after ``through`` are summed from
+    the entries when the wallet page is shown (credit.selectors.spend_per_day); the
+    wallet page sums up newly closed days (credit.services.spend).
+    """
+
+    wallet = models.OneToOneField(
+        Wallet, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    # The platform's time zone the days are in; another zone starts over.
+    time_zone = models.CharField(max_length=64)
+    through = models.DateField()
+
+    class Meta:
+        verbose_name = _("spend summary")
+        verbose_name_plural = _("spend summaries")
+
+    def __str__(self) -> str:
+        return f"wallet {self.wallet_id} through {self.through} ({self.time_zone})"
+
+
+class SpendDay(models.Model):
+    """A closed day's net spending (payments less refunds) from a wallet, per shop."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    shop = models.ForeignKey(
+        "accounts.Shop", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    amount = models.DecimalField(**TOTAL)
+
+    class Meta:
+        verbose_name = _("spend per day")
+        verbose_name_plural = _("spend per day")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["wallet", "day", "shop"], nulls_distinct=False, name="spend_day_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.day} (wallet {self.wallet_id}, shop {self.shop_id})"
+
+
 class AutoRecharge(models.Model):
     """A charge of the saved card queued when a debit left the credit low (seed 003).
 

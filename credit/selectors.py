@@ -30,8 +30,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Case, F, FilteredRelation, Q, QuerySet, Sum, When
-from django.db.models.functions import TruncDate
+from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 from djmoney.money import Money, get_current_locale
 from djmoney.settings import MONEY_FORMAT
@@ -39,14 +38,12 @@ from djmoney.settings import MONEY_FORMAT
 from accounts.models import Platform, Shop
 from credit.models import Entry, Transfer, Wallet
 from credit.services.ledger import average_daily_spend
+from credit.services.spend import SPEND_KINDS
 
 ZERO = Decimal("0.00")
 HISTORY_PAGE_SIZE = 50
 ACCOUNTING_PAGE_SIZE = 100
 CHART_DAYS = 90
-# What counts as spending: payments from credit, less what was refunded to credit
-# (the same rule as the automatic recharge's average daily spend).
-SPEND_KINDS = (Transfer.Kind.DEBIT, Transfer.Kind.REFUND)
 
 
 # --- Amounts as text ------------------------------------------------------------------------
@@ -264,6 +261,10 @@ class DailySpend:
     # Each day's total over the series, when known (spend_per_day adds them up once: the
     # page, its chart and its summary ask for them several times per day).
     day_totals: dict[dt.date, Decimal] = field(default_factory=dict)
+    # The days' time zone, and how far the wallet's closed days were found summed up
+    # (credit.services.spend; None: not at all).
+    time_zone: ZoneInfo | None = None
+    summed_through: dt.date | None = None
 
     def amount(self, day: dt.date, key: str) -> Decimal:
         return self.amounts.get((day, key), ZERO)
@@ -289,41 +290,68 @@ class DailySpend:
 MAX_SERIES = 7
 
 
+_SPEND_CELLS = """
+WITH rollup AS (
+    SELECT through FROM credit_spendrollup
+    WHERE wallet_id = %(wallet)s AND time_zone = %(zone)s
+), cells AS (
+    SELECT day, shop_id, amount FROM credit_spendday
+    WHERE wallet_id = %(wallet)s AND day >= %(first_day)s AND day <= (SELECT through FROM rollup)
+    UNION ALL
+    SELECT (e.created_at AT TIME ZONE %(zone)s)::date, t.shop_id, -SUM(e.amount)
+    FROM credit_entry e JOIN credit_transfer t ON t.id = e.transfer_id
+    WHERE e.ledger_account_id = %(account)s AND t.kind = ANY(%(kinds)s)
+      AND e.created_at >= GREATEST(
+          %(window_start)s,
+          ((SELECT through FROM rollup) + 1)::timestamp AT TIME ZONE %(zone)s
+      )
+    GROUP BY 1, 2
+)
+SELECT cells.day, cells.shop_id, accounts_shop.name, cells.amount, NULL::date
+FROM cells LEFT JOIN accounts_shop ON accounts_shop.id = cells.shop_id
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, through FROM rollup
+"""
+
+
 def spend_per_day(
     *, wallet: Wallet, days: int = CHART_DAYS, no_shop: str = "", other: str = ""
 ) -> DailySpend:
-    """The last ``days`` days (today included) of spending by shop, in one GROUP BY query.
+    """The last ``days`` days (today included) of spending by shop, in one query.
 
-    ``no_shop`` and ``other`` are the names shown for spending without a shop and for
-    the shops beyond the seventh; the caller passes them translated.
+    Closed days come summed up (credit.services.spend: SpendDay), the others are summed
+    from the wallet's entries (by the time of the wallet's entry); the page then sums up
+    newly closed days for the next view. ``no_shop`` and ``other`` are the names shown
+    for spending without a shop and for the shops beyond the seventh; the caller passes
+    them translated.
     """
     tz = platform_zone(wallet.platform)
     today = timezone.now().astimezone(tz).date()
     first_day = today - dt.timedelta(days=days - 1)
-    rows = (
-        Transfer.objects.filter(
-            wallet=wallet, kind__in=SPEND_KINDS, created_at__gte=_day_start(first_day, tz)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SPEND_CELLS,
+            {
+                "wallet": wallet.pk,
+                "account": wallet.ledger_account_id,
+                "zone": str(tz),
+                "first_day": first_day,
+                "window_start": _day_start(first_day, tz),
+                "kinds": [str(kind) for kind in SPEND_KINDS],
+            },
         )
-        .annotate(day=TruncDate("created_at", tzinfo=tz))
-        .values("day", "shop_id", "shop__name")
-        .annotate(
-            spent=Sum(
-                Case(
-                    When(kind=Transfer.Kind.DEBIT, then=F("amount")),
-                    default=-F("amount"),
-                )
-            )
-        )
-        .order_by()
-    )
+        found = cursor.fetchall()
     per_shop: dict[int | None, Decimal] = {}
     names: dict[int | None, str] = {}
     cells: list[tuple[dt.date, int | None, Decimal]] = []
-    for row in rows:
-        shop_id = row["shop_id"]
-        names[shop_id] = row["shop__name"] or no_shop
-        per_shop[shop_id] = per_shop.get(shop_id, ZERO) + row["spent"]
-        cells.append((row["day"], shop_id, row["spent"]))
+    summed_through = None
+    for day, shop_id, shop_name, spent, through in found:
+        if day is None:
+            summed_through = through
+            continue
+        names[shop_id] = shop_name or no_shop
+        per_shop[shop_id] = per_shop.get(shop_id, ZERO) + spent
+        cells.append((day, shop_id, spent))
 
     # The biggest spenders first (drawn at the bottom), spending without a shop last.
     ranked = sorted(
@@ -354,6 +382,8 @@ def spend_per_day(
         series=series,
         amounts=amounts,
         day_totals=day_totals,
+        time_zone=tz,
+        summed_through=summed_through,
     )
 
 

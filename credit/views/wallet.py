@@ -46,6 +46,7 @@ from credit.exports import (
 from credit.forms_wallet import AccountingPeriodForm, HistoryFilterForm, WalletSettingsForm
 from credit.models import Wallet
 from credit.services import ledger
+from credit.services.spend import spend_days_sum_up
 from credit.services.wallets import wallet_settings_update
 
 
@@ -84,6 +85,10 @@ def wallet(request: HttpRequest, platform_code: str) -> HttpResponse:
     found = _wallet(request, platform_code)
     spend = selectors.spend_per_day(
         wallet=found, no_shop=_("Without a shop"), other=_("Other shops")
+    )
+    # Days closed since the last view are summed up for the next one (no query otherwise).
+    spend_days_sum_up(
+        wallet=found, zone=spend.time_zone, first_day=spend.days[0], through=spend.summed_through
     )
     names = {series.key: series.name for series in spend.series}
     summary = spend_summary(spend)

@@ -174,9 +174,13 @@ def test_the_low_balance_banner_shows_below_the_customers_limit_only(
 def test_the_spend_chart_is_an_svg_with_stacked_bars_on_the_days_spent(
     client_for, member_of, make_wallet
 ):
-    wallet = make_wallet("1000.00")
-    north, south = shop_of(wallet, "North Shop"), shop_of(wallet, "South Shop")
+    # The history in the order it happened (a movement is never dated before the last).
     now = timezone.now()
+    with time_machine.travel(now - timedelta(days=121)):
+        wallet = make_wallet("1000.00")
+        north, south = shop_of(wallet, "North Shop"), shop_of(wallet, "South Shop")
+    with time_machine.travel(now - timedelta(days=120)):  # outside the 90 days
+        ledger.wallet_debit(wallet=wallet, amount=eur("99.00"), shop=south, idempotency_key=key())
     with time_machine.travel(now - timedelta(days=3)):
         three_days_ago = timezone.localdate(timezone.now(), wallet.platform.time_zone)
         ledger.wallet_debit(wallet=wallet, amount=eur("30.00"), shop=north, idempotency_key=key())
@@ -187,8 +191,6 @@ def test_the_spend_chart_is_an_svg_with_stacked_bars_on_the_days_spent(
             wallet=wallet, amount=eur("20.00"), shop=north, idempotency_key=key()
         )
         ledger.wallet_refund(debit=debit, amount=eur("5.00"), idempotency_key=key())
-    with time_machine.travel(now - timedelta(days=120)):  # outside the 90 days
-        ledger.wallet_debit(wallet=wallet, amount=eur("99.00"), shop=south, idempotency_key=key())
     client = signed_in(client_for, member_of, wallet)
 
     response = client.get(wallet_url(wallet))
@@ -325,3 +327,76 @@ def test_the_home_page_warns_members_who_see_money_of_wallets_below_their_limit(
     assert "Other Platform is" not in text
     # The navigation leads to the credit pages for those who may see money.
     assert (f'href="{reverse("credit:wallets")}"' in response.content.decode()) is sees_banner
+
+
+# --- Closed days summed up (credit.services.spend) -----------------------------------------
+
+
+def spend_cells(wallet: Wallet) -> dict:
+    from credit import selectors
+
+    spend = selectors.spend_per_day(wallet=Wallet.objects.get(pk=wallet.pk))
+    return {(day, key): amount for (day, key), amount in spend.amounts.items() if amount}
+
+
+def test_closed_days_are_summed_up_once_and_the_chart_does_not_change(
+    client_for, member_of, make_wallet
+):
+    from credit.models import SpendDay, SpendRollup
+
+    start = timezone.now() - timedelta(days=10)
+    with time_machine.travel(start):
+        wallet = make_wallet("1000.00")
+        north = shop_of(wallet, "North Shop")
+    for day in range(1, 8):
+        with time_machine.travel(start + timedelta(days=day)):
+            debit = ledger.wallet_debit(
+                wallet=wallet, amount=eur(f"{day}.25"), shop=north, idempotency_key=key()
+            )
+            ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+            if day == 4:
+                ledger.wallet_refund(debit=debit, amount=eur("4.25"), idempotency_key=key())
+    client = signed_in(client_for, member_of, wallet)
+    before = spend_cells(wallet)  # all from the entries: nothing summed up yet
+    assert not SpendDay.objects.filter(wallet=wallet).exists()
+
+    first = client.get(wallet_url(wallet))
+    rollup = SpendRollup.objects.get(wallet=wallet)
+    last_day = timezone.localdate(start + timedelta(days=7), wallet.platform.time_zone)
+    assert rollup.through == last_day - timedelta(days=1)  # the last movement's day is open
+    assert SpendDay.objects.filter(wallet=wallet).count() == 6 * 2  # a shop and "no shop" a day
+    assert spend_cells(wallet) == before
+    second = client.get(wallet_url(wallet))
+    assert first.content.count(b"<rect") == second.content.count(b"<rect") > 0
+
+    # A payment today: the last movement's day closes, today stays open.
+    ledger.wallet_debit(wallet=wallet, amount=eur("2.00"), shop=north, idempotency_key=key())
+    client.get(wallet_url(wallet))
+    assert SpendRollup.objects.get(wallet=wallet).through == timezone.localdate(
+        timezone.now(), wallet.platform.time_zone
+    ) - timedelta(days=1)
+    today = timezone.localdate(timezone.now(), wallet.platform.time_zone)
+    assert spend_cells(wallet) == {**before, (today, f"shop-{north.pk}"): Decimal("2.00")}
+
+
+def test_summed_up_days_follow_the_platforms_time_zone(client_for, member_of, make_wallet):
+    from credit.models import SpendRollup
+
+    start = timezone.now() - timedelta(days=5)
+    with time_machine.travel(start.replace(hour=23, minute=30)):
+        wallet = make_wallet("100.00")
+        ledger.wallet_debit(wallet=wallet, amount=eur("3.00"), idempotency_key=key())
+    with time_machine.travel(start + timedelta(days=2)):
+        ledger.wallet_debit(wallet=wallet, amount=eur("1.00"), idempotency_key=key())
+    client = signed_in(client_for, member_of, wallet)
+    client.get(wallet_url(wallet))
+    utc_cells = spend_cells(wallet)
+
+    platform = wallet.platform
+    platform.time_zone = "Asia/Tokyo"  # 23:30 UTC is the next morning there
+    platform.save()
+    client.get(wallet_url(wallet))
+
+    assert SpendRollup.objects.get(wallet=wallet).time_zone == "Asia/Tokyo"
+    first_day = min(day for day, _key in utc_cells)
+    assert spend_cells(wallet)[(first_day + timedelta(days=1), "no-shop")] == Decimal("3.00")

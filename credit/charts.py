@@ -96,14 +96,48 @@ def _bars(spend: DailySpend, top: Decimal) -> list[Bar]:
     return bars
 
 
+def day_labels(spend: DailySpend) -> dict[dt.date, str]:
+    """Each day with spending as the language writes a date (for tooltips and the table:
+    Django's date formatting is slow enough to do once per day)."""
+    return {day: date_format(day, "DATE_FORMAT") for day in spend.days_with_spend}
+
+
+def spend_table_rows(spend: DailySpend, labels: dict[dt.date, str]) -> SafeString:
+    """The table's body: a row per day with spending, an amount per series and the day's
+    total (the chart's numbers for those who do not see it). Written here rather than by
+    template loops: it has up to 90 rows of nine cells."""
+    text = spend.money_text()
+    keys = [series.key for series in spend.series]
+    rows = []
+    for day in spend.days_with_spend:
+        cells = "".join(
+            f'<td class="text-end text-nowrap">{escape(text(spend.amount(day, key)))}</td>'
+            for key in keys
+        )
+        rows.append(
+            f'<tr><th scope="row" class="fw-normal text-nowrap">{escape(labels[day])}</th>'
+            f'{cells}<td class="text-end text-nowrap fw-semibold">'
+            f"{escape(text(spend.day_total(day)))}</td></tr>"
+        )
+    return mark_safe("\n".join(rows))  # noqa: S308 - every interpolated text is escaped
+
+
 def spend_chart_svg(
-    spend: DailySpend, *, title: str, summary: str, names: dict[str, str]
+    spend: DailySpend,
+    *,
+    title: str,
+    summary: str,
+    names: dict[str, str],
+    labels: dict[dt.date, str] | None = None,
 ) -> SafeString:
     """The stacked bar chart as inline SVG (safe to put in a template as it is).
 
     ``title`` and ``summary`` become the image's accessible name and description;
-    ``names`` maps each series key to the shop name shown in a bar's tooltip.
+    ``names`` maps each series key to the shop name shown in a bar's tooltip, ``labels``
+    each day to its written date (day_labels).
     """
+    labels = day_labels(spend) if labels is None else labels
+    text = spend.money_text()
     highest = max((spend.day_total(day) for day in spend.days), default=Decimal(0))
     top = _nice_ceiling(highest)
     colours = series_colours(spend)
@@ -140,15 +174,14 @@ def spend_chart_svg(
     parts.append('<g class="bars">')
     # Translated once; each day's label and each amount written once per bar at most.
     tooltip_text = _("%(day)s · %(shop)s: %(amount)s")
-    day_labels: dict[dt.date, str] = {}
     for bar in _bars(spend, top):
-        day_label = day_labels.get(bar.day)
+        day_label = labels.get(bar.day)
         if day_label is None:
-            day_label = day_labels[bar.day] = date_format(bar.day, "DATE_FORMAT")
+            day_label = labels[bar.day] = date_format(bar.day, "DATE_FORMAT")
         tooltip = tooltip_text % {
             "day": day_label,
             "shop": names.get(bar.key, bar.key),
-            "amount": spend.money(bar.amount),
+            "amount": text(bar.amount),
         }
         parts.append(
             f'<rect x="{bar.x:.2f}" y="{bar.y:.2f}" width="{bar.width:.2f}" '

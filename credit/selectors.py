@@ -38,7 +38,7 @@ from djmoney.settings import MONEY_FORMAT
 from accounts.models import Platform, Shop
 from credit.models import Entry, Transfer, Wallet
 from credit.services.ledger import average_daily_spend
-from credit.services.spend import SPEND_KINDS
+from credit.services.spend import SPEND_KINDS, spend_days_sum_up
 
 ZERO = Decimal("0.00")
 HISTORY_PAGE_SIZE = 50
@@ -261,10 +261,6 @@ class DailySpend:
     # Each day's total over the series, when known (spend_per_day adds them up once: the
     # page, its chart and its summary ask for them several times per day).
     day_totals: dict[dt.date, Decimal] = field(default_factory=dict)
-    # The days' time zone, and how far the wallet's closed days were found summed up
-    # (credit.services.spend; None: not at all).
-    time_zone: ZoneInfo | None = None
-    summed_through: dt.date | None = None
 
     def amount(self, day: dt.date, key: str) -> Decimal:
         return self.amounts.get((day, key), ZERO)
@@ -285,49 +281,60 @@ class DailySpend:
     def money(self, amount: Decimal) -> Money:
         return _Money(amount, self.currency)
 
+    def money_text(self) -> Callable[[Decimal], str]:
+        """A writer of this chart's amounts, the same text as ``str(self.money(amount))``,
+        with the language's layout looked up once (a chart writes hundreds of amounts)."""
+        write = None if MONEY_FORMAT else _amount_writer(get_current_locale(), self.currency)
+
+        def text(amount: Decimal) -> str:
+            if (
+                write is not None
+                and amount.is_finite()
+                and not (amount.is_zero() and amount.is_signed())
+            ):
+                return write(amount)
+            return str(self.money(amount))
+
+        return text
+
 
 # More shops than this are drawn as one "other shops" series, so colours stay distinct.
 MAX_SERIES = 7
 
 
+# Closed days summed up (through the last day summed up), the other days from the entries.
 _SPEND_CELLS = """
-WITH rollup AS (
-    SELECT through FROM credit_spendrollup
-    WHERE wallet_id = %(wallet)s AND time_zone = %(zone)s
-), cells AS (
+WITH cells AS (
     SELECT day, shop_id, amount FROM credit_spendday
-    WHERE wallet_id = %(wallet)s AND day >= %(first_day)s AND day <= (SELECT through FROM rollup)
+    WHERE wallet_id = %(wallet)s AND day >= %(first_day)s AND day <= %(summed_through)s
     UNION ALL
     SELECT (e.created_at AT TIME ZONE %(zone)s)::date, t.shop_id, -SUM(e.amount)
     FROM credit_entry e JOIN credit_transfer t ON t.id = e.transfer_id
     WHERE e.ledger_account_id = %(account)s AND t.kind = ANY(%(kinds)s)
-      AND e.created_at >= GREATEST(
-          %(window_start)s,
-          ((SELECT through FROM rollup) + 1)::timestamp AT TIME ZONE %(zone)s
-      )
+      AND e.created_at >= %(open_from)s
     GROUP BY 1, 2
 )
-SELECT cells.day, cells.shop_id, accounts_shop.name, cells.amount, NULL::date
+SELECT cells.day, cells.shop_id, accounts_shop.name, cells.amount
 FROM cells LEFT JOIN accounts_shop ON accounts_shop.id = cells.shop_id
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, through FROM rollup
 """
 
 
 def spend_per_day(
     *, wallet: Wallet, days: int = CHART_DAYS, no_shop: str = "", other: str = ""
 ) -> DailySpend:
-    """The last ``days`` days (today included) of spending by shop, in one query.
+    """The last ``days`` days (today included) of spending by shop: closed days summed up
+    once (credit.services.spend, which this first brings up to date: one query on most
+    views), the open ones from the wallet's entries (by the time of the wallet's entry),
+    in one query.
 
-    Closed days come summed up (credit.services.spend: SpendDay), the others are summed
-    from the wallet's entries (by the time of the wallet's entry); the page then sums up
-    newly closed days for the next view. ``no_shop`` and ``other`` are the names shown
-    for spending without a shop and for the shops beyond the seventh; the caller passes
-    them translated.
+    ``no_shop`` and ``other`` are the names shown for spending without a shop and for
+    the shops beyond the seventh; the caller passes them translated.
     """
     tz = platform_zone(wallet.platform)
     today = timezone.now().astimezone(tz).date()
     first_day = today - dt.timedelta(days=days - 1)
+    summed_through = spend_days_sum_up(wallet=wallet, zone=tz, first_day=first_day)
+    open_from = first_day if summed_through is None else summed_through + dt.timedelta(days=1)
     with connection.cursor() as cursor:
         cursor.execute(
             _SPEND_CELLS,
@@ -336,7 +343,8 @@ def spend_per_day(
                 "account": wallet.ledger_account_id,
                 "zone": str(tz),
                 "first_day": first_day,
-                "window_start": _day_start(first_day, tz),
+                "summed_through": summed_through,
+                "open_from": _day_start(open_from, tz),
                 "kinds": [str(kind) for kind in SPEND_KINDS],
             },
         )
@@ -344,11 +352,7 @@ def spend_per_day(
     per_shop: dict[int | None, Decimal] = {}
     names: dict[int | None, str] = {}
     cells: list[tuple[dt.date, int | None, Decimal]] = []
-    summed_through = None
-    for day, shop_id, shop_name, spent, through in found:
-        if day is None:
-            summed_through = through
-            continue
+    for day, shop_id, shop_name, spent in found:
         names[shop_id] = shop_name or no_shop
         per_shop[shop_id] = per_shop.get(shop_id, ZERO) + spent
         cells.append((day, shop_id, spent))
@@ -382,8 +386,6 @@ def spend_per_day(
         series=series,
         amounts=amounts,
         day_totals=day_totals,
-        time_zone=tz,
-        summed_through=summed_through,
     )
 
 

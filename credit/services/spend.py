@@ -45,20 +45,24 @@ ON CONFLICT ON CONSTRAINT spend_day_once DO NOTHING
 """
 
 
-def spend_days_sum_up(
-    *, wallet: Wallet, zone: ZoneInfo, first_day: dt.date, through: dt.date | None
-) -> int:
-    """Sum up the wallet's closed days from ``first_day`` on that are not yet (``through``
-    is how far the page found them summed up); returns how many days were added.
+def spend_days_sum_up(*, wallet: Wallet, zone: ZoneInfo, first_day: dt.date) -> dt.date | None:
+    """Sum up the wallet's closed days from ``first_day`` on that are not yet; returns the
+    last day summed up (None: none), for the chart to read the days after it from the
+    entries.
 
-    Cheap to call on every view: without a newly closed day it does nothing (no query).
-    Concurrent calls are safe: the summary row is locked, each day's rows are computed
-    from entries that can no longer change, and a day is written once.
+    One query when nothing is new (the summary's row), which is every view but the first
+    after a day closes. Concurrent calls are safe: the summary row is locked, each day's
+    rows are computed from entries that can no longer change, and a day is written once.
     """
-    closed = last_closed_day(wallet, zone)
-    if closed is None or closed < first_day or (through is not None and through >= closed):
-        return 0
     zone_name = str(zone)
+    summed = (
+        SpendRollup.objects.filter(wallet=wallet, time_zone=zone_name)
+        .values_list("through", flat=True)
+        .first()
+    )
+    closed = last_closed_day(wallet, zone)
+    if closed is None or closed < first_day or (summed is not None and summed >= closed):
+        return summed if summed is not None and summed >= first_day else None
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
@@ -73,23 +77,21 @@ def spend_days_sum_up(
             rollup.time_zone = zone_name
             rollup.through = first_day - dt.timedelta(days=1)
         start = max(rollup.through + dt.timedelta(days=1), first_day)
-        if start > closed:
-            rollup.save()
-            return 0
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _SUM_DAYS,
-                {
-                    "wallet": wallet.pk,
-                    "zone": zone_name,
-                    "account": wallet.ledger_account_id,
-                    "kinds": [str(kind) for kind in SPEND_KINDS],
-                    "start": _day_start(start, zone),
-                    "end": _day_start(closed + dt.timedelta(days=1), zone),
-                },
-            )
-        rollup.through = closed
+        if start <= closed:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _SUM_DAYS,
+                    {
+                        "wallet": wallet.pk,
+                        "zone": zone_name,
+                        "account": wallet.ledger_account_id,
+                        "kinds": [str(kind) for kind in SPEND_KINDS],
+                        "start": _day_start(start, zone),
+                        "end": _day_start(closed + dt.timedelta(days=1), zone),
+                    },
+                )
+            rollup.through = closed
+            # Days that left the chart's window are never read again.
+            SpendDay.objects.filter(wallet=wallet, day__lt=first_day).delete()
         rollup.save()
-        # Days that left the chart's window are never read again.
-        SpendDay.objects.filter(wallet=wallet, day__lt=first_day).delete()
-    return (closed - start).days + 1
+    return rollup.through if rollup.through >= first_day else None

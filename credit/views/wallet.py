@@ -35,7 +35,13 @@ from accounts.permissions import Capability
 from accounts.portal import member_required
 from accounts.selectors import registrations_for_account
 from credit import selectors
-from credit.charts import series_colours, spend_chart_svg, spend_summary
+from credit.charts import (
+    day_labels,
+    series_colours,
+    spend_chart_svg,
+    spend_summary,
+    spend_table_rows,
+)
 from credit.exceptions import CreditError
 from credit.exports import (
     accounting_csv_lines,
@@ -46,7 +52,6 @@ from credit.exports import (
 from credit.forms_wallet import AccountingPeriodForm, HistoryFilterForm, WalletSettingsForm
 from credit.models import Wallet
 from credit.services import ledger
-from credit.services.spend import spend_days_sum_up
 from credit.services.wallets import wallet_settings_update
 
 
@@ -86,18 +91,16 @@ def wallet(request: HttpRequest, platform_code: str) -> HttpResponse:
     spend = selectors.spend_per_day(
         wallet=found, no_shop=_("Without a shop"), other=_("Other shops")
     )
-    # Days closed since the last view are summed up for the next one (no query otherwise).
-    spend_days_sum_up(
-        wallet=found, zone=spend.time_zone, first_day=spend.days[0], through=spend.summed_through
-    )
     names = {series.key: series.name for series in spend.series}
     summary = spend_summary(spend)
+    labels = day_labels(spend)
     chart = (
         spend_chart_svg(
             spend,
             title=_("Spend per day by shop, last %(count)d days") % {"count": len(spend.days)},
             summary=summary,
             names=names,
+            labels=labels,
         )
         if spend.days_with_spend
         else None
@@ -117,14 +120,7 @@ def wallet(request: HttpRequest, platform_code: str) -> HttpResponse:
             "legend": [
                 (series, colours[series.key], spend.money(series.total)) for series in spend.series
             ],
-            "table": [
-                (
-                    day,
-                    [spend.money(spend.amount(day, series.key)) for series in spend.series],
-                    spend.money(spend.day_total(day)),
-                )
-                for day in spend.days_with_spend
-            ],
+            "table_rows": spend_table_rows(spend, labels) if chart else "",
             "active": "overview",
         },
     )

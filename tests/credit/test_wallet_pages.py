@@ -3,6 +3,7 @@ days of credit left, low-balance banner and spend chart; who may see them."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import time_machine
 from defusedxml import ElementTree
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from credit.models import Transfer, Wallet
 from credit.services import ledger
@@ -220,6 +222,13 @@ def test_the_spend_chart_is_an_svg_with_stacked_bars_on_the_days_spent(
     assert "Show the numbers as a table" in text
     assert "North Shop (€45.00)" in text
     assert "South Shop (€12.50)" in text
+    table = html[html.index("<tbody>", html.index("Show the numbers")) :]
+    table = table[: table.index("</tbody>")]
+    row_cells = [re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", row) for row in table.split("<tr>")[1:]]
+    assert row_cells == [  # a column per shop (the biggest first), then the day's total
+        [date_format(three_days_ago, "DATE_FORMAT"), "€30.00", "€12.50", "€42.50"],
+        [date_format(yesterday, "DATE_FORMAT"), "€15.00", "€0.00", "€15.00"],
+    ]
 
 
 def test_the_wallet_page_says_so_when_nothing_was_spent(client_for, member_of, make_wallet):
@@ -332,6 +341,25 @@ def test_the_home_page_warns_members_who_see_money_of_wallets_below_their_limit(
 # --- Closed days summed up (credit.services.spend) -----------------------------------------
 
 
+def spend_from_entries(wallet: Wallet) -> dict:
+    """Net spending per (day, series) summed from the wallet's entries, the slow way."""
+    from credit.models import Entry
+
+    cells: dict = {}
+    zone = wallet.platform.time_zone
+    for entry in Entry.objects.filter(
+        ledger_account_id=wallet.ledger_account_id,
+        transfer__kind__in=[Transfer.Kind.DEBIT, Transfer.Kind.REFUND],
+    ).select_related("transfer"):
+        shop_id = entry.transfer.shop_id
+        cell = (
+            timezone.localdate(entry.created_at, zone),
+            f"shop-{shop_id}" if shop_id else "no-shop",
+        )
+        cells[cell] = cells.get(cell, Decimal(0)) - entry.amount
+    return {cell: amount for cell, amount in cells.items() if amount}
+
+
 def spend_cells(wallet: Wallet) -> dict:
     from credit import selectors
 
@@ -357,7 +385,7 @@ def test_closed_days_are_summed_up_once_and_the_chart_does_not_change(
             if day == 4:
                 ledger.wallet_refund(debit=debit, amount=eur("4.25"), idempotency_key=key())
     client = signed_in(client_for, member_of, wallet)
-    before = spend_cells(wallet)  # all from the entries: nothing summed up yet
+    before = spend_from_entries(wallet)
     assert not SpendDay.objects.filter(wallet=wallet).exists()
 
     first = client.get(wallet_url(wallet))

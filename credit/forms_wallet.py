@@ -85,11 +85,12 @@ class HistoryFilterForm(_CursorMixin, PortalFormMixin, forms.Form):
     )
     date_from = _date_field(_("From"))
     date_to = _date_field(_("To"))
-    shop = forms.ModelChoiceField(
+    # The wallet's shops, read once (one query) for the list and the check of the choice.
+    shop = forms.TypedChoiceField(
         label=_("Shop"),
         required=False,
-        queryset=None,
-        empty_label=_("Any shop"),
+        coerce=int,
+        empty_value=None,
         error_messages={"invalid_choice": _("Choose one of your shops on this platform.")},
     )
     after = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -97,7 +98,10 @@ class HistoryFilterForm(_CursorMixin, PortalFormMixin, forms.Form):
 
     def __init__(self, *args: object, wallet: Wallet, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["shop"].queryset = shops_of_wallet(wallet=wallet)
+        self.fields["shop"].choices = [
+            ("", _("Any shop")),
+            *((shop.pk, shop.name) for shop in shops_of_wallet(wallet=wallet)),
+        ]
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -113,7 +117,7 @@ class HistoryFilterForm(_CursorMixin, PortalFormMixin, forms.Form):
             kind=data.get("type") or "",
             date_from=data.get("from"),
             date_to=data.get("to"),
-            shop_id=data["shop"].pk if data.get("shop") else None,
+            shop_id=data.get("shop"),
         )
 
     @property

@@ -125,6 +125,9 @@ TEMPLATES = [
     },
 ]
 
+# Input and select widgets written in Python, the same HTML as Django's templates.
+FORM_RENDERER = "billing_site.forms_renderer.FastWidgetRenderer"
+
 # --- Database: PostgreSQL only ---------------------------------------------
 
 DATABASES = {"default": database_from_env()}

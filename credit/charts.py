@@ -12,13 +12,15 @@ spending without a shop is grey.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
+from html import escape  # Django's escape() is this, made lazy-aware and marked safe
 
 from babel.numbers import format_compact_currency
 from django.utils.formats import date_format
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from djmoney.money import get_current_locale
 
@@ -96,10 +98,17 @@ def _bars(spend: DailySpend, top: Decimal) -> list[Bar]:
     return bars
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_label(language: str | None, day: dt.date) -> str:
+    return date_format(day, "DATE_FORMAT")
+
+
 def day_labels(spend: DailySpend) -> dict[dt.date, str]:
-    """Each day with spending as the language writes a date (for tooltips and the table:
-    Django's date formatting is slow enough to do once per day)."""
-    return {day: date_format(day, "DATE_FORMAT") for day in spend.days_with_spend}
+    """Each day with spending as the active language writes a date (for tooltips and the
+    table). Django's date formatting is slow, and every wallet page shows the same days:
+    each is written once per language."""
+    language = get_language()
+    return {day: _day_label(language, day) for day in spend.days_with_spend}
 
 
 def spend_table_rows(spend: DailySpend, labels: dict[dt.date, str]) -> SafeString:
@@ -177,7 +186,7 @@ def spend_chart_svg(
     for bar in _bars(spend, top):
         day_label = labels.get(bar.day)
         if day_label is None:
-            day_label = labels[bar.day] = date_format(bar.day, "DATE_FORMAT")
+            day_label = labels[bar.day] = _day_label(get_language(), bar.day)
         tooltip = tooltip_text % {
             "day": day_label,
             "shop": names.get(bar.key, bar.key),

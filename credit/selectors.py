@@ -308,8 +308,14 @@ WITH cells AS (
     SELECT day, shop_id, amount FROM credit_spendday
     WHERE wallet_id = %(wallet)s AND day >= %(first_day)s AND day <= %(summed_through)s
     UNION ALL
+    -- Each open-day entry's transfer by its primary key (OFFSET 0 keeps the planner from
+    -- turning this into a join that may scan every transfer: it cannot tell that this
+    -- wallet's entries since a recent time are few when the whole ledger's are many).
     SELECT (e.created_at AT TIME ZONE %(zone)s)::date, t.shop_id, -SUM(e.amount)
-    FROM credit_entry e JOIN credit_transfer t ON t.id = e.transfer_id
+    FROM credit_entry e
+    CROSS JOIN LATERAL (
+        SELECT kind, shop_id FROM credit_transfer WHERE id = e.transfer_id OFFSET 0
+    ) AS t
     WHERE e.ledger_account_id = %(account)s AND t.kind = ANY(%(kinds)s)
       AND e.created_at >= %(open_from)s
     GROUP BY 1, 2

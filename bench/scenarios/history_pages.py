@@ -39,6 +39,8 @@ HISTORY_DAYS = 730
 DEEP_PAGE = 500
 PAGES = ("dashboard", "history p1", "history deep", "accounting")
 LAYOUT_PATH = "/bench/layout/"
+# A page's query slower than this gets its plan in the report.
+SLOW_QUERY_SECONDS = 0.010
 
 
 def _paths(member: _http.Member, deep_page: int) -> dict[str, str]:
@@ -75,7 +77,11 @@ def _deep_page(count: int, wanted: int) -> int:
     return min(wanted, math.ceil(count / HISTORY_PAGE_SIZE))
 
 
-def _count_queries(member: _http.Member, paths: dict[str, str]) -> dict[str, int]:
+def _count_queries(
+    member: _http.Member, paths: dict[str, str], slowest: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Each page's query count (its second request: the first may write the session or
+    sum up closed days); ``slowest`` gets each page's slowest query, for the report."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -90,6 +96,15 @@ def _count_queries(member: _http.Member, paths: dict[str, str]) -> dict[str, int
         if response.status_code != 200:
             raise RuntimeError(f"{name} {path}: HTTP {response.status_code}")
         counts[name] = len(captured.captured_queries)
+        if slowest is not None and captured.captured_queries:
+            query = max(captured.captured_queries, key=lambda query: float(query["time"]))
+            sql = " ".join(query["sql"].split())
+            slowest[name] = f"{float(query['time']) * 1000:.0f} ms: {sql[:160]}"
+            if float(query["time"]) > SLOW_QUERY_SECONDS:  # its plan, for the report
+                with connection.cursor() as cursor:
+                    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS OFF) {query['sql']}")
+                    plan = "\n".join(row[0] for row in cursor.fetchall())
+                slowest[name] += f"\n\n```\n{plan}\n```\n"
     return counts
 
 
@@ -128,7 +143,8 @@ def _prepare(ctx: Context) -> None:
     deep = _deep_page(count, DEEP_PAGE)
     paths = _paths(big, deep)
     small_paths = _paths(small, _deep_page(SMALL_ENTRIES, DEEP_PAGE))
-    queries = _count_queries(big, paths)
+    slowest: dict[str, str] = {}
+    queries = _count_queries(big, paths, slowest)
     small_queries = _count_queries(small, small_paths)
     if queries != small_queries:
         raise RuntimeError(
@@ -164,6 +180,7 @@ def _prepare(ctx: Context) -> None:
         f"on the measured wallet; history page {deep}; accounting period "
         f"{paths['accounting'].split('?', 1)[1]}; {requests} requests per page per run",
         "verified": verified,
+        "slowest query per page": "; ".join(f"{name} {text}" for name, text in slowest.items()),
         "queries per page": ", ".join(f"{name} {number}" for name, number in queries.items())
         + f" (the same with {SMALL_ENTRIES} operations)",
         "prepare": f"{time.perf_counter() - started:.0f} s: data {loaded - started:.0f} s, "

@@ -3,9 +3,17 @@
 Templates live in templates/emails/<name>_subject.txt, <name>_body.txt and,
 optionally, <name>_body.html. Rendering happens in the caller (it has the
 objects); the Celery task only carries strings, as tasks take JSON primitives.
+
+One e-mail is one task (send_email). A service that writes many at once (a bank
+statement credits thousands of top-ups) queues them as one task per transaction
+(send_emails, through emails_send_on_commit): one message on the broker instead of
+thousands, and the worker retries from the first e-mail it could not send, so none
+goes out twice.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -32,3 +40,27 @@ def email_send_on_commit(*, to: list[str], template: str, context: dict, languag
 
     message = render_email(template, context, language)
     transaction.on_commit(lambda: send_email.delay(to=to, **message))
+
+
+@dataclass(frozen=True)
+class Email:
+    """One e-mail to render: its recipients, template name, context and language."""
+
+    to: list[str]
+    template: str
+    context: dict
+    language: str
+
+
+def emails_send_on_commit(emails: list[Email]) -> None:
+    """Render each now, queue them all as one task once the surrounding transaction
+    commits (nothing when it rolls back), to be sent in the order given."""
+    from billing_site.tasks import send_emails
+
+    if not emails:
+        return
+    messages = [
+        {"to": email.to, **render_email(email.template, email.context, email.language)}
+        for email in emails
+    ]
+    transaction.on_commit(lambda: send_emails.delay(messages=messages))

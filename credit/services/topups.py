@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from djmoney.money import Money
 
 from accounts.models import Platform, User
+from billing_site.mail import Email, email_send_on_commit, emails_send_on_commit
 from credit.exceptions import TopUpError
 from credit.models import TopUp, Transfer, Wallet
 from credit.services.ledger import CreditOrder, wallet_credit, wallets_credit_many
@@ -119,8 +120,13 @@ def topups_credit_many(topups: list[TopUp]) -> list[TopUp]:
                 [topup.transfer_id for topup in topups],
             ],
         )
-    for topup, result in zip(topups, credited, strict=True):
-        _credited_email(topup, balance=result.balance)
+    # One task for all their e-mails (rendered now, sent in this order by the worker).
+    emails_send_on_commit(
+        [
+            _credited_email_to(topup, balance=result.balance)
+            for topup, result in zip(topups, credited, strict=True)
+        ]
+    )
     return topups
 
 
@@ -476,11 +482,16 @@ def _credited_email(topup: TopUp, *, balance: Decimal) -> None:
     """The confirmation to the account's contact address, in the account's language,
     sent when the surrounding transaction commits. ``balance``: the wallet's after the
     credit."""
-    from billing_site.mail import email_send_on_commit
+    email = _credited_email_to(topup, balance=balance)
+    email_send_on_commit(
+        to=email.to, template=email.template, context=email.context, language=email.language
+    )
 
+
+def _credited_email_to(topup: TopUp, *, balance: Decimal) -> Email:
     wallet = topup.wallet
     account = wallet.account
-    email_send_on_commit(
+    return Email(
         to=[account.email],
         template="credit_topup_credited",
         context={

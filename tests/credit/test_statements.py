@@ -778,6 +778,8 @@ def test_settling_in_batches_writes_per_line_what_settling_each_line_alone_wrote
     monkeypatch.setattr(statement_services, "SETTLE_BATCH", 3)  # several batches
     sent: list[dict] = []
     monkeypatch.setattr(tasks.send_email, "delay", lambda **message: sent.append(message))
+    # A batch's e-mails go as one task: the same messages, in the same order.
+    monkeypatch.setattr(tasks.send_emails, "delay", lambda *, messages: sent.extend(messages))
 
     def customers_set():
         """Five wallets: plain; two top-ups on one wallet; low-balance warned that one

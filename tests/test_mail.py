@@ -42,10 +42,9 @@ def test_emails_of_a_transaction_are_one_task_sent_in_order_after_the_commit(
         "delay",
         lambda *, messages: queued.append(messages) or real_delay(messages=messages),
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            emails_send_on_commit(_emails(3))
-            assert mail.outbox == []  # nothing before the commit
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emails_send_on_commit(_emails(3))
+        assert mail.outbox == []  # nothing before the commit
 
     assert len(queued) == 1
     assert [message.to for message in mail.outbox] == [
@@ -58,10 +57,13 @@ def test_emails_of_a_transaction_are_one_task_sent_in_order_after_the_commit(
 
 
 def test_emails_of_a_rolled_back_transaction_are_not_sent(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
+    def queue_then_fail() -> None:
+        with transaction.atomic():
             emails_send_on_commit(_emails(2))
             raise RuntimeError("rolled back")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        queue_then_fail()
     assert mail.outbox == []
 
 

@@ -51,6 +51,10 @@ class Email:
     context: dict
     language: str
 
+    def render(self) -> dict[str, object]:
+        """The task's message: recipients, subject, text and HTML bodies."""
+        return {"to": self.to, **render_email(self.template, self.context, self.language)}
+
 
 def emails_send_on_commit(emails: list[Email]) -> None:
     """Render each now, queue them all as one task once the surrounding transaction
@@ -59,8 +63,5 @@ def emails_send_on_commit(emails: list[Email]) -> None:
 
     if not emails:
         return
-    messages = [
-        {"to": email.to, **render_email(email.template, email.context, email.language)}
-        for email in emails
-    ]
+    messages = [email.render() for email in emails]
     transaction.on_commit(lambda: send_emails.delay(messages=messages))

@@ -78,12 +78,7 @@ def test_smtp_trouble_retries_from_the_unsent_email_so_none_goes_twice(monkeypat
         return real_send(message, *args, **kwargs)
 
     monkeypatch.setattr(EmailMultiAlternatives, "send", flaky_send)
-    from billing_site.mail import render_email
-
-    messages = [
-        {"to": email.to, **render_email(email.template, email.context, email.language)}
-        for email in _emails(3)
-    ]
+    messages = [email.render() for email in _emails(3)]
     result = tasks.send_emails.apply(kwargs={"messages": messages}, throw=False)
 
     assert result.successful()
